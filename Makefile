@@ -1,0 +1,118 @@
+# governord -- build, run and test.
+#
+#   make            build build/governord and build/libgovernor.a
+#   make run        install missing build dependencies (as root), build, run
+#                   with the built-in default policy on 0.0.0.0:8080
+#   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
+#                   integration tests against the real binary, and the real
+#                   kernel test on this machine's memory cgroup
+#   make unit       unit tests only (cmocka)
+#   make clean
+#
+# Variants build into their own directories: build/ (release), build/asan,
+# build/tsan.  Every library comes from pkg-config.
+
+PKGS      := libmicrohttpd libcgroup libsystemd jansson inih
+TEST_PKGS := cmocka
+
+BUILD     ?= build
+CC        ?= cc
+SAN       ?=
+OPT       ?= -O2
+PYTHON    ?= /usr/bin/python3
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS_PKG := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS_PKG   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+# -Wno-format-truncation: messages are built with snprintf into bounded
+# buffers on purpose; where truncation would matter (paths) the return value
+# is checked.
+WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wvla -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter -Wno-format-truncation
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS   := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(HARDEN) -pthread -MMD -MP \
+            -Igovernor -Iapp $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread $(SAN) $(EXTRA_LDFLAGS)
+LIBS     := $(PKG_LIBS) -lm
+
+LIB_SRC  := $(wildcard governor/*.c)
+APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c
+MAIN_SRC := app/main.c
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel clean
+
+all: $(BUILD)/governord $(BUILD)/libgovernor.a
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# the default policy is compiled in with .incbin (app/embedded.c)
+$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
+$(BUILD)/app/embedded.o: policies/default.ini
+
+$(BUILD)/libgovernor.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/governord: $(MAIN_OBJ) $(APP_OBJ) $(BUILD)/libgovernor.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(APP_OBJ) $(BUILD)/libgovernor.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS_PKG) -Itests/unit -DFIXTURES='"$(CURDIR)/tests/fixtures"' \
+	    $(LDFLAGS) -o $@ $< $(APP_OBJ) $(BUILD)/libgovernor.a $(LIBS) $(TEST_LIBS_PKG)
+
+# ---- set-up -------------------------------------------------------------------
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/governord --log-format text
+
+# ---- tests ----------------------------------------------------------------------
+test: deps-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit-run
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-tsan
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory test-kernel
+
+unit: deps-test
+	@$(MAKE) --no-print-directory unit-run
+
+unit-run: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    unit-run
+
+test-tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" unit-run
+
+integration: $(BUILD)/governord
+	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q tests/integration \
+	    --ignore=tests/integration/test_kernel_v1.py
+
+test-kernel: $(BUILD)/governord
+	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
+	    tests/integration/test_kernel_v1.py
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,216 @@
+/* collector.c -- the bounded collector (see collector.h).
+ *
+ * The buffer is a singly linked FIFO of blocks; buffer_lock protects the
+ * list and its totals and is never held while calling into the governor
+ * (gov_admit() may call collector_shrink() on this same thread).  Blocks are
+ * anonymous private mappings: munmap() returns them to the kernel at once,
+ * unlike free(), which may keep them in a malloc arena. */
+#include "collector.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+struct block {
+    struct block *next;
+    void *mem;
+    uint64_t size;
+};
+
+struct collector {
+    struct gov *gov;
+    pthread_mutex_t buffer_lock; /* protects head, tail, bytes, blocks */
+    struct block *head, *tail;   /* oldest first */
+    uint64_t bytes, blocks;
+    atomic_uint_fast64_t alloc_failures;
+
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t stop_lock; /* with stop_cond: interruptible sleep */
+    pthread_cond_t stop_cond;
+    bool stop;
+};
+
+static void *map_block(uint64_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                              -1, 0);
+    if (mem == MAP_FAILED)
+        return NULL;
+    /* touch every page: the seed's blocks were real data, not promises */
+    for (uint64_t off = 0; off < size; off += (uint64_t)(page > 0 ? page : 4096))
+        mem[off] = (unsigned char)(off >> 12);
+    return mem;
+}
+
+bool collector_grow(struct collector *c, uint64_t bytes)
+{
+    struct block *b;
+
+    if (!gov_admit(c->gov, bytes))
+        return false;
+    b = malloc(sizeof(*b));
+    if (!b)
+        goto fail;
+    b->mem = map_block(bytes);
+    if (!b->mem) {
+        free(b);
+        goto fail;
+    }
+    b->size = bytes;
+    b->next = NULL;
+    pthread_mutex_lock(&c->buffer_lock);
+    if (c->tail)
+        c->tail->next = b;
+    else
+        c->head = b;
+    c->tail = b;
+    c->bytes += bytes;
+    c->blocks++;
+    pthread_mutex_unlock(&c->buffer_lock);
+    return true;
+fail:
+    atomic_fetch_add(&c->alloc_failures, 1);
+    return false;
+}
+
+void collector_count(void *ctx, uint64_t *bytes, uint64_t *blocks)
+{
+    struct collector *c = ctx;
+    pthread_mutex_lock(&c->buffer_lock);
+    *bytes = c->bytes;
+    *blocks = c->blocks;
+    pthread_mutex_unlock(&c->buffer_lock);
+}
+
+uint64_t collector_shrink(void *ctx, uint64_t bytes)
+{
+    struct collector *c = ctx;
+    struct block *victims = NULL, **tailp = &victims;
+    uint64_t released = 0;
+
+    /* unlink under the lock, unmap outside it */
+    pthread_mutex_lock(&c->buffer_lock);
+    while (c->head && released < bytes) {
+        struct block *b = c->head;
+        c->head = b->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->bytes -= b->size;
+        c->blocks--;
+        released += b->size;
+        b->next = NULL;
+        *tailp = b;
+        tailp = &b->next;
+    }
+    pthread_mutex_unlock(&c->buffer_lock);
+
+    while (victims) {
+        struct block *b = victims;
+        victims = b->next;
+        munmap(b->mem, b->size);
+        free(b);
+    }
+    return released;
+}
+
+uint64_t collector_alloc_failures(struct collector *c)
+{
+    return atomic_load(&c->alloc_failures);
+}
+
+/* Sleeps ms unless stopped; returns false when asked to stop. */
+static bool sleep_or_stop(struct collector *c, uint32_t ms)
+{
+    struct timespec ts;
+    bool stop;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->stop_lock);
+    while (!c->stop && pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &ts) != ETIMEDOUT) {
+    }
+    stop = c->stop;
+    pthread_mutex_unlock(&c->stop_lock);
+    return !stop;
+}
+
+static void *collector_thread(void *arg)
+{
+    struct collector *c = arg;
+    struct gov_policy p;
+
+    gov_policy(c->gov, &p);
+    while (sleep_or_stop(c, p.collector_interval_ms)) {
+        gov_policy(c->gov, &p); /* block size and rate follow reloads */
+        if (p.collector_enabled)
+            collector_grow(c, p.block_size);
+    }
+    return NULL;
+}
+
+struct collector *collector_new(struct gov *g)
+{
+    struct collector *c = calloc(1, sizeof(*c));
+    pthread_condattr_t attr;
+    if (!c)
+        return NULL;
+    c->gov = g;
+    pthread_mutex_init(&c->buffer_lock, NULL);
+    pthread_mutex_init(&c->stop_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->stop_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    struct gov_shrinker s = {
+        .name = "collector", .count = collector_count, .shrink = collector_shrink, .ctx = c};
+    if (gov_register_shrinker(g, &s) < 0) {
+        collector_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int collector_start(struct collector *c)
+{
+    if (pthread_create(&c->thread, NULL, collector_thread, c) != 0)
+        return -1;
+    c->running = true;
+    return 0;
+}
+
+void collector_stop(struct collector *c)
+{
+    if (!c || !c->running)
+        return;
+    pthread_mutex_lock(&c->stop_lock);
+    c->stop = true;
+    pthread_cond_signal(&c->stop_cond);
+    pthread_mutex_unlock(&c->stop_lock);
+    pthread_join(c->thread, NULL);
+    c->running = false;
+}
+
+void collector_free(struct collector *c)
+{
+    if (!c)
+        return;
+    collector_stop(c);
+    collector_shrink(c, UINT64_MAX);
+    pthread_mutex_destroy(&c->buffer_lock);
+    pthread_mutex_destroy(&c->stop_lock);
+    pthread_cond_destroy(&c->stop_cond);
+    free(c);
+}

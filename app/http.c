@@ -1,0 +1,323 @@
+/* http.c -- governord's HTTP server on libmicrohttpd (see http.h).
+ *
+ * Mode: MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL with a thread pool,
+ * which is the fastest combination of libmicrohttpd 0.9.75 here.  Requests
+ * use the usual two-call pattern: the first call only marks the request as
+ * seen (queuing a response that early makes 0.9.75 close the connection),
+ * upload data is drained and ignored, and the final call answers.
+ *
+ * Limits: a connection limit derived from RLIMIT_NOFILE, an idle timeout so
+ * slow clients cannot hold a slot forever, and libmicrohttpd's per-connection
+ * memory limit, which answers over-long URLs and headers with 414/431.
+ *
+ * Shutdown: quiesce (stop accepting), wait for in-flight requests to finish
+ * (counted from the first access-handler call to the completion callback),
+ * then stop the daemon, which closes idle keep-alive connections. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "routes.h"
+#include "util.h"
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct gov *gov;
+    const struct app_info *app;
+    atomic_uint_fast64_t counter;  /* /counter's N: one per request, never repeated */
+    atomic_int inflight;           /* requests begun and not yet completed */
+    uint16_t port;
+};
+
+/* Marks a connection's request as begun (the first handler call). */
+static const char request_seen;
+
+/* ---- responses ------------------------------------------------------------ */
+
+static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *type,
+                                 void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+                                 bool no_store)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+    enum MHD_Result r;
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (no_store)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result send_static(struct MHD_Connection *conn, unsigned status,
+                                   const char *text)
+{
+    return send_body(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+                     MHD_RESPMEM_PERSISTENT, true);
+}
+
+/* ---- handlers ------------------------------------------------------------- */
+
+static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn)
+{
+    char buf[48];
+    uint64_t n = atomic_fetch_add(&s->counter, 1) + 1;
+    int len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
+    return send_body(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", buf, (size_t)len,
+                     MHD_RESPMEM_MUST_COPY, true);
+}
+
+static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
+{
+    struct gov_status *st = malloc(sizeof(*st));
+    size_t len = 0;
+    char *body;
+    if (!st)
+        return send_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    gov_status(s->gov, st);
+    body = render_governor_json(st, s->app, &len);
+    free(st);
+    if (!body)
+        return send_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    return send_body(conn, MHD_HTTP_OK, "application/json", body, len, MHD_RESPMEM_MUST_FREE,
+                     true);
+}
+
+static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connection *conn)
+{
+    char why[400], body[440];
+    int len;
+    if (gov_ready(s->gov, why, sizeof(why)))
+        return send_static(conn, MHD_HTTP_OK, "ready\n");
+    len = snprintf(body, sizeof(body), "not ready: %s\n", why);
+    return send_body(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body,
+                     (size_t)MIN(len, (int)sizeof(body) - 1), MHD_RESPMEM_MUST_COPY, true);
+}
+
+static enum MHD_Result handle_index(struct MHD_Connection *conn)
+{
+    static const char page[] =
+        "governord: GET /counter, /governor, /metrics, /healthz, /readyz\n";
+    return send_static(conn, MHD_HTTP_OK, page);
+}
+
+static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connection *conn)
+{
+    char buf[256];
+    int len = snprintf(buf, sizeof(buf),
+                       "# HELP governor_counter_value Last value served by /counter.\n"
+                       "# TYPE governor_counter_value gauge\n"
+                       "governor_counter_value %llu\n",
+                       (unsigned long long)atomic_load(&s->counter));
+    return send_body(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf,
+                     (size_t)len, MHD_RESPMEM_MUST_COPY, true);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *s = cls;
+    enum route route;
+    int status;
+    (void)version;
+    (void)upload_data;
+
+    if (*con_cls == NULL) {
+        *con_cls = (void *)&request_seen;
+        atomic_fetch_add(&s->inflight, 1);
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* bodies are not used by any endpoint: drain them */
+        return MHD_YES;
+    }
+    status = route_precheck(method, url, &route);
+    if (status == 404)
+        return send_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    if (status == 405)
+        return send_static(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+
+    switch (route) {
+    case ROUTE_COUNTER:
+        return handle_counter(s, conn);
+    case ROUTE_GOVERNOR:
+        return handle_governor(s, conn);
+    case ROUTE_METRICS:
+        return handle_metrics(s, conn);
+    case ROUTE_HEALTHZ:
+        return gov_alive(s->gov) ? send_static(conn, MHD_HTTP_OK, "ok\n")
+                                 : send_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                               "governor loop stalled\n");
+    case ROUTE_READYZ:
+        return handle_readyz(s, conn);
+    case ROUTE_INDEX:
+        return handle_index(conn);
+    default:
+        return send_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    (void)conn;
+    (void)toe;
+    if (*con_cls) {
+        atomic_fetch_sub(&s->inflight, 1);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[256];
+    size_t n;
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    gov_log(LOG_DEBUG, "http", msg, NULL);
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                      size_t errlen)
+{
+    char host[256];
+    const char *colon, *port;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char *end;
+    long portnum;
+    int r;
+
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':' || (size_t)(close - listen - 1) >= sizeof(host))
+            goto bad;
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        host[close - listen - 1] = '\0';
+        port = close + 2;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || (size_t)(colon - listen) >= sizeof(host) || strchr(listen, ':') != colon)
+            goto bad;
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        port = colon + 1;
+    }
+    errno = 0;
+    portnum = strtol(port, &end, 10);
+    if (!*port || *end || errno || portnum < 0 || portnum > 65535)
+        goto bad;
+    r = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
+    if (r != 0 || !res) {
+        snprintf(err, errlen, "listen address '%s': %s", listen, gai_strerror(r));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "listen address '%s': expected ADDR:PORT, [ADDR]:PORT or :PORT",
+             listen);
+    return -1;
+}
+
+static unsigned default_conn_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1000;
+    /* leave room for cgroup files, the policy watch, logs and the listener */
+    if (rl.rlim_cur <= 96)
+        return 16;
+    return (unsigned)MIN(rl.rlim_cur - 64, 10000);
+}
+
+struct http_server *http_start(const struct http_config *cfg, struct gov *g,
+                               const struct app_info *app, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    const union MHD_DaemonInfo *info;
+    unsigned threads = cfg->threads ? cfg->threads : (unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (http_parse_listen(cfg->listen, &ss, &sslen, err, errlen) < 0) {
+        free(s);
+        return NULL;
+    }
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->gov = g;
+    s->app = app;
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->conn_limit ? cfg->conn_limit : default_conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->timeout_s ? cfg->timeout_s : 10u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                 cfg->listen);
+        free(s);
+        return NULL;
+    }
+    info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    return s;
+}
+
+uint16_t http_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_stop(struct http_server *s, unsigned grace_ms)
+{
+    uint64_t deadline;
+    MHD_socket listener;
+    if (!s)
+        return;
+    listener = MHD_quiesce_daemon(s->mhd);
+    if (listener != MHD_INVALID_SOCKET)
+        close(listener);
+    deadline = gov_now_ms() + grace_ms;
+    while (atomic_load(&s->inflight) > 0 && gov_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->mhd);
+    free(s);
+}

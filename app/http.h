@@ -1,0 +1,40 @@
+/* http.h -- the HTTP server (libmicrohttpd) of governord.
+ *
+ * Serves /counter, /governor, /metrics, /healthz, /readyz and / from a pool
+ * of threads with epoll.  Handlers read copies of the governor's state; the
+ * only state the server owns is the request counter and its own statistics,
+ * both atomics. */
+#ifndef APP_HTTP_H
+#define APP_HTTP_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "governor.h"
+#include "render.h"
+
+struct http_server;
+
+struct http_config {
+    const char *listen;   /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" */
+    unsigned threads;     /* worker threads (0 = number of CPUs) */
+    unsigned conn_limit;  /* 0 = derived from RLIMIT_NOFILE */
+    unsigned timeout_s;   /* idle connection timeout */
+};
+
+/* Parses "ADDR:PORT" into a socket address.  Returns 0 or -1 with err. */
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                      size_t errlen);
+
+/* Starts listening and serving.  Returns NULL with err on failure. */
+struct http_server *http_start(const struct http_config *cfg, struct gov *g,
+                               const struct app_info *app, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+uint16_t http_port(const struct http_server *s);
+
+/* Stops accepting, lets in-flight responses finish (at most grace_ms), then
+ * closes every connection and frees the server. */
+void http_stop(struct http_server *s, unsigned grace_ms);
+
+#endif

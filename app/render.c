@@ -1,0 +1,139 @@
+/* render.c -- response bodies built from a status snapshot (see render.h).
+ *
+ * JSON is built with jansson, never by hand, so strings from files (policy
+ * errors, paths, reasons) are always escaped correctly. */
+#include "render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *time_json(int64_t wall_ms)
+{
+    char buf[32];
+    if (wall_ms <= 0)
+        return json_null();
+    gov_format_rfc3339(wall_ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *ratio_json(double r)
+{
+    return isfinite(r) ? json_real(r) : json_null();
+}
+
+static void add_policy_value(const char *section, const char *key, const char *value, void *ud)
+{
+    json_t *values = ud, *sec = json_object_get(values, section);
+    if (!sec) {
+        sec = json_object();
+        json_object_set_new(values, section, sec);
+    }
+    json_object_set_new(sec, key, json_string(value));
+}
+
+static json_t *decision_json(const struct gov_decision *d)
+{
+    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "seq",
+                     (json_int_t)d->seq, "time", time_json(d->wall_ms), "level",
+                     gov_level_name(d->level), "from", gov_level_name(d->from), "action",
+                     gov_action_name(d->action), "dry_run", d->dry_run, "usage_bytes",
+                     (json_int_t)d->usage, "limit_bytes", (json_int_t)d->limit,
+                     "released_bytes", (json_int_t)d->released, "would_release_bytes",
+                     (json_int_t)d->would_release, "buffer_after_bytes",
+                     (json_int_t)d->buffer_after, "repeat", (json_int_t)d->repeat, "reason",
+                     d->reason);
+}
+
+static json_int_t at(double fraction, uint64_t limit)
+{
+    return (json_int_t)((long double)fraction * (long double)limit);
+}
+
+char *render_governor_json(const struct gov_status *st, const struct app_info *app, size_t *len)
+{
+    const struct gov_cgroup_sample *s = &st->sample;
+    const struct gov_policy *p = &st->policy;
+    const struct gov_counters *c = &st->counters;
+    json_t *root, *decisions, *values, *pressure;
+    char *out;
+
+    values = json_object();
+    gov_policy_foreach(p, add_policy_value, values);
+
+    decisions = json_array();
+    for (unsigned i = 0; i < st->ndecisions; i++)
+        json_array_append_new(decisions, decision_json(&st->decisions[i]));
+
+    pressure = s->has_psi
+                   ? json_pack("{s:f, s:f, s:f, s:f, s:I, s:I}", "some_avg10", s->psi.some_avg10,
+                               "some_avg60", s->psi.some_avg60, "full_avg10", s->psi.full_avg10,
+                               "full_avg60", s->psi.full_avg60, "some_total_usec",
+                               (json_int_t)s->psi.some_total, "full_total_usec",
+                               (json_int_t)s->psi.full_total)
+                   : json_null();
+
+    root = json_pack(
+        "{s:s, s:s, s:s, s:o, s:I,"
+        " s:{s:b, s:o, s:I, s:s, s:o, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
+        "    s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I},"
+        " s:{s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:s, s:s, s:s},"
+        " s:{s:s, s:I, s:o, s:o, s:o},"
+        " s:{s:I, s:I, s:I, s:I, s:s, s:s},"
+        " s:o, s:{s:o, s:o, s:o}}",
+        "version", app->version, "level", gov_level_name(st->level), "mode",
+        gov_mode_name(p->mode), "started_at", time_json(st->started_wall_ms), "ticks",
+        (json_int_t)c->ticks,
+        /* memory */
+        "memory", "readable", st->sample_ok, "error", str_or_null(st->sample_error),
+        "limit_bytes", (json_int_t)st->limit, "limit_source",
+        gov_limit_source_name(st->limit_source), "limit_file",
+        str_or_null(st->limit_source == GOV_LIMIT_CGROUP ? s->limit_file : NULL), "usage_bytes",
+        (json_int_t)st->usage, "signal", gov_signal_name(p->signal), "current_bytes",
+        (json_int_t)s->current, "working_set_bytes", (json_int_t)s->working_set,
+        "inactive_file_bytes", (json_int_t)s->inactive_file, "anon_bytes",
+        (json_int_t)s->anon, "file_bytes", (json_int_t)s->file, "peak_bytes",
+        (json_int_t)s->peak, "ratio", ratio_json(st->ratio), "oom_kills",
+        (json_int_t)s->oom_kills, "events", "low", (json_int_t)s->events_low, "high",
+        (json_int_t)s->events_high, "max", (json_int_t)s->events_max, "oom",
+        (json_int_t)s->events_oom, "oom_kill", (json_int_t)s->oom_kills, "pressure", pressure,
+        "host_memtotal_bytes", (json_int_t)s->host_memtotal,
+        /* thresholds in bytes, for people and the page */
+        "thresholds", "target_bytes", at(p->target, st->limit), "soft_bytes",
+        at(p->soft, st->limit), "high_bytes", at(p->high, st->limit), "critical_bytes",
+        at(p->critical, st->limit),
+        /* buffer */
+        "buffer", "bytes", (json_int_t)st->buffer_bytes, "blocks",
+        (json_int_t)st->buffer_objects, "refused", (json_int_t)c->refused, "evictions",
+        (json_int_t)c->evictions, "evicted_bytes", (json_int_t)c->evicted_bytes,
+        /* cgroup */
+        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "path", st->cgroup.dir,
+        "how", st->cgroup.how,
+        /* policy */
+        "policy", "source", st->policy_source, "generation", (json_int_t)st->policy_generation,
+        "loaded_at", time_json(st->policy_loaded_wall_ms), "last_error",
+        str_or_null(st->policy_error), "values", values,
+        /* wake-ups */
+        "wakeups", "timer", (json_int_t)c->wake_timer, "events", (json_int_t)c->wake_events,
+        "pressure", (json_int_t)c->wake_pressure, "policy", (json_int_t)c->wake_policy,
+        "events_watch", st->events_watch, "pressure_trigger", st->pressure_trigger,
+        /* decisions and pod */
+        "decisions", decisions, "pod", "name", str_or_null(app->pod_name), "namespace",
+        str_or_null(app->pod_namespace), "node", str_or_null(app->node_name));
+    if (!root)
+        return NULL;
+    out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (out && len)
+        *len = strlen(out);
+    return out;
+}

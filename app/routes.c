@@ -1,0 +1,41 @@
+/* routes.c -- the routing table (see routes.h). */
+#include "routes.h"
+
+#include <string.h>
+
+static const char *const paths[ROUTE_COUNT] = {
+    [ROUTE_NOT_FOUND] = "",          [ROUTE_INDEX] = "/",
+    [ROUTE_COUNTER] = "/counter",    [ROUTE_GOVERNOR] = "/governor",
+    [ROUTE_METRICS] = "/metrics",    [ROUTE_HEALTHZ] = "/healthz",
+    [ROUTE_READYZ] = "/readyz",
+};
+
+enum route route_lookup(const char *path)
+{
+    if (!path)
+        return ROUTE_NOT_FOUND;
+    for (int r = ROUTE_INDEX; r < ROUTE_COUNT; r++)
+        if (strcmp(path, paths[r]) == 0)
+            return (enum route)r;
+    return ROUTE_NOT_FOUND;
+}
+
+const char *route_path(enum route r)
+{
+    return (unsigned)r < ROUTE_COUNT ? paths[r] : "";
+}
+
+int route_method_allowed(const char *method)
+{
+    return method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+}
+
+int route_precheck(const char *method, const char *path, enum route *out)
+{
+    *out = route_lookup(path);
+    if (*out == ROUTE_NOT_FOUND)
+        return 404;
+    if (!route_method_allowed(method))
+        return 405;
+    return 0;
+}

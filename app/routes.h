@@ -1,0 +1,34 @@
+/* routes.h -- which handler answers a request: pure, fuzzed, no I/O.
+ *
+ * Paths match exactly (no trailing slash, no prefix matching); the query
+ * string is not part of the path libmicrohttpd passes.  Only GET and HEAD
+ * are served; any other method on a known path is 405 with "Allow: GET,
+ * HEAD", on an unknown path 404. */
+#ifndef APP_ROUTES_H
+#define APP_ROUTES_H
+
+enum route {
+    ROUTE_NOT_FOUND = 0,
+    ROUTE_INDEX,     /* /          the live page */
+    ROUTE_COUNTER,   /* /counter   "Counter value: N" */
+    ROUTE_GOVERNOR,  /* /governor  JSON status */
+    ROUTE_METRICS,   /* /metrics   Prometheus text format */
+    ROUTE_HEALTHZ,   /* /healthz   liveness */
+    ROUTE_READYZ,    /* /readyz    readiness */
+    ROUTE_COUNT
+};
+
+/* The route of a path, ROUTE_NOT_FOUND if none. */
+enum route route_lookup(const char *path);
+
+/* The path of a route ("/counter"), "" for ROUTE_NOT_FOUND. */
+const char *route_path(enum route r);
+
+/* True for GET and HEAD. */
+int route_method_allowed(const char *method);
+
+/* The HTTP status a request gets before its handler runs: 404 for an unknown
+ * path, 405 for a method other than GET/HEAD, 0 when the handler decides. */
+int route_precheck(const char *method, const char *path, enum route *out);
+
+#endif

@@ -1,0 +1,155 @@
+/* governor.h -- the public interface of the governor library.
+ *
+ * The governor keeps a process's in-memory caches below its container's
+ * memory limit.  It reads the process's own cgroup, decides with the
+ * thresholds of a policy, and shrinks the caches that registered with it
+ * (shrinkers, like the kernel's: a count callback and a shrink callback)
+ * before the kernel's OOM killer has to act.  Caches also ask it before they
+ * allocate (admission control), so a burst faster than the poll interval
+ * cannot reach the limit.
+ *
+ * Life cycle:
+ *
+ *   gov_new()             load the policy, locate the cgroup
+ *   gov_register_shrinker()  any number of caches (before gov_start)
+ *   gov_start()           start the governor thread (sd-event loop)
+ *   ... gov_admit(), gov_status(), gov_request_reload() from any thread ...
+ *   gov_stop(); gov_free()
+ *
+ * This header is the library's only public header: it includes the module
+ * headers whose types appear in the interface (policy, cgroup, decision
+ * engine, decision log, logging). */
+#ifndef GOVERNOR_GOVERNOR_H
+#define GOVERNOR_GOVERNOR_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cgroup.h"
+#include "decide.h"
+#include "declog.h"
+#include "log.h"
+#include "policy.h"
+#include "quantity.h"
+
+#define GOVERNOR_VERSION "0.1.0"
+
+/* A cache the governor may shrink.  Both callbacks may be called from the
+ * governor thread and from whichever thread calls gov_admit(), so they must
+ * be thread-safe; neither may call back into the governor. */
+struct gov_shrinker {
+    const char *name;
+    /* Bytes currently held and number of objects (blocks, entries). */
+    void (*count)(void *ctx, uint64_t *bytes, uint64_t *objects);
+    /* Releases at least `bytes`, oldest first, and returns the memory to the
+     * kernel; returns the bytes actually released (may be less if the cache
+     * holds less, never more than it holds). */
+    uint64_t (*shrink)(void *ctx, uint64_t bytes);
+    void *ctx;
+};
+
+/* Callbacks into the host application, all called on the governor thread
+ * (used by governord for sd_notify).  Any may be NULL. */
+struct gov_hooks {
+    void (*level_changed)(void *ud, enum gov_level from, enum gov_level to, uint64_t usage,
+                          uint64_t limit);
+    void (*reload_begin)(void *ud);
+    void (*reload_end)(void *ud, bool ok, uint64_t generation);
+    void *ud;
+};
+
+struct gov_config {
+    const char *cgroup_dir;      /* use this directory as the cgroup; NULL = discover */
+    const char *policy_path;     /* policy file to load and watch; NULL = embedded */
+    const char *embedded_policy; /* policy text used when policy_path is NULL */
+    struct gov_hooks hooks;
+};
+
+/* Counters that only grow, for /metrics. */
+struct gov_counters {
+    uint64_t ticks;
+    uint64_t actions[GOV_NLEVELS];        /* shrink/release actions by level */
+    uint64_t released_bytes[GOV_NLEVELS]; /* bytes released by tick actions, by level */
+    uint64_t evictions, evicted_bytes;    /* admission evictions */
+    uint64_t refused;                     /* admission refusals */
+    uint64_t reloads_ok, reloads_failed;
+    uint64_t wake_timer, wake_events, wake_pressure, wake_policy;
+    uint64_t sample_errors;
+};
+
+/* A consistent copy of everything the governor knows, for renderers. */
+struct gov_status {
+    /* memory */
+    bool sample_ok;
+    char sample_error[320];
+    struct gov_cgroup_sample sample;   /* the last good sample */
+    uint64_t usage, limit;             /* signal and effective limit */
+    enum gov_limit_source limit_source;
+    double ratio;
+    enum gov_level level;
+    struct gov_cgroup_loc cgroup;
+    /* buffer (sum over shrinkers) */
+    uint64_t buffer_bytes, buffer_objects;
+    /* policy */
+    struct gov_policy policy;
+    char policy_source[PATH_MAX];      /* file path, or "embedded" */
+    uint64_t policy_generation;        /* 1 for the policy loaded at start */
+    int64_t policy_loaded_wall_ms;
+    char policy_error[512];            /* last rejected reload, "" if none since */
+    /* wake-up sources */
+    char events_watch[48];             /* "pollpri", "inotify", "none: ..." */
+    char pressure_trigger[96];         /* "some 150000 1000000", "none: ..." */
+    struct gov_counters counters;
+    /* decisions, newest first */
+    unsigned ndecisions;
+    struct gov_decision decisions[GOV_DECLOG_SIZE];
+    /* times */
+    int64_t started_wall_ms;
+    uint64_t last_tick_ms;             /* monotonic, 0 before the first tick */
+};
+
+struct gov;
+
+/* Creates a governor: loads the policy (file or embedded text) and locates
+ * the cgroup.  Returns NULL with a message in err on failure; a policy with
+ * errors is printed to stderr line by line. */
+struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen);
+
+/* Registers a cache; at most 8, and only before gov_start().  Returns 0/-1. */
+int gov_register_shrinker(struct gov *g, const struct gov_shrinker *s);
+
+/* Starts the governor thread.  Returns 0, or -1 with err. */
+int gov_start(struct gov *g, char *err, size_t errlen);
+
+/* Stops and joins the governor thread (idempotent). */
+void gov_stop(struct gov *g);
+
+void gov_free(struct gov *g);
+
+/* Asks the governor thread to reload the policy file.  Async-signal-safe. */
+void gov_request_reload(struct gov *g);
+
+/* Admission control, called before allocating `bytes` for a cache: samples
+ * memory now, evicts from the shrinkers if needed, and returns true when the
+ * allocation may proceed.  Refusals and evictions are counted and recorded. */
+bool gov_admit(struct gov *g, uint64_t bytes);
+
+/* Copies the current status (takes state_lock briefly). */
+void gov_status(struct gov *g, struct gov_status *out);
+
+/* A copy of the policy in force. */
+void gov_policy(struct gov *g, struct gov_policy *out);
+
+/* Current level (lock-free). */
+enum gov_level gov_level(struct gov *g);
+
+/* Liveness: true while the loop has ticked within max(3 intervals, 2 s). */
+bool gov_alive(struct gov *g);
+
+/* Readiness: true when a policy is loaded and the last sample succeeded;
+ * otherwise false with the reason in why. */
+bool gov_ready(struct gov *g, char *why, size_t len);
+
+#endif

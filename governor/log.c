@@ -1,0 +1,219 @@
+/* log.c -- structured logging to stderr or the journal (see log.h).
+ *
+ * Fields are built once as a jansson object; each output form walks the same
+ * object, so a field can never be in the JSON line and missing from the
+ * journal.  A failure to build the fields (bad pack format, out of memory)
+ * still produces a line, with the event and message, so nothing is lost
+ * silently. */
+#include "log.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Process-wide output settings.  Written once by gov_log_setup() before any
+ * thread is started, read-only afterwards, hence no lock. */
+static enum gov_log_format log_format = GOV_LOG_JSON;
+static int log_max_priority = LOG_INFO;
+
+void gov_log_setup(enum gov_log_format format, int max_priority)
+{
+    log_format = format;
+    log_max_priority = max_priority;
+}
+
+bool gov_log_stderr_is_journal(void)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+        return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+int gov_log_format_parse(const char *name, enum gov_log_format *out)
+{
+    if (strcmp(name, "json") == 0)
+        *out = GOV_LOG_JSON;
+    else if (strcmp(name, "text") == 0)
+        *out = GOV_LOG_TEXT;
+    else if (strcmp(name, "journal") == 0)
+        *out = GOV_LOG_JOURNAL;
+    else if (strcmp(name, "auto") == 0)
+        *out = gov_log_stderr_is_journal() ? GOV_LOG_JOURNAL : GOV_LOG_JSON;
+    else
+        return -1;
+    return 0;
+}
+
+static const char *priority_name(int p)
+{
+    switch (p) {
+    case LOG_EMERG:
+    case LOG_ALERT:
+    case LOG_CRIT:
+    case LOG_ERR:
+        return "error";
+    case LOG_WARNING:
+        return "warning";
+    case LOG_NOTICE:
+    case LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+static void write_all(const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, buf, len);
+        if (n <= 0)
+            return; /* nowhere to report a failing stderr */
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Renders a field value for text and journal output (strings unquoted). */
+static char *value_text(json_t *v)
+{
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(6));
+}
+
+static void emit_json(json_t *obj)
+{
+    char *line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (!line)
+        return;
+    size_t n = strlen(line);
+    char *with_nl = realloc(line, n + 2);
+    if (!with_nl) {
+        free(line);
+        return;
+    }
+    with_nl[n] = '\n';
+    with_nl[n + 1] = '\0';
+    write_all(with_nl, n + 1);
+    free(with_nl);
+}
+
+static void emit_text(const char *time, int priority, const char *event, const char *msg,
+                      json_t *fields)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    const char *key;
+    json_t *v;
+
+    if (!f)
+        return;
+    fprintf(f, "%s %-7s %s: %s", time, priority_name(priority), event, msg);
+    json_object_foreach(fields, key, v) {
+        char *s = value_text(v);
+        bool quote = s && (strchr(s, ' ') || !*s);
+        fprintf(f, " %s=%s%s%s", key, quote ? "\"" : "", s ? s : "?", quote ? "\"" : "");
+        free(s);
+    }
+    fputc('\n', f);
+    if (fclose(f) == 0)
+        write_all(buf, len);
+    free(buf);
+}
+
+static void emit_journal(int priority, const char *event, const char *msg, json_t *fields)
+{
+    struct iovec iov[40];
+    char *strs[40];
+    int n = 0;
+    const char *key;
+    json_t *v;
+
+    if (asprintf(&strs[n], "MESSAGE=%s", msg) < 0)
+        return;
+    n++;
+    if (asprintf(&strs[n], "PRIORITY=%d", priority) >= 0)
+        n++;
+    if (asprintf(&strs[n], "GOVERNOR_EVENT=%s", event) >= 0)
+        n++;
+    if (asprintf(&strs[n], "SYSLOG_IDENTIFIER=governord") >= 0)
+        n++;
+    json_object_foreach(fields, key, v) {
+        char *s, *p;
+        if (n >= (int)ARRAY_SIZE(strs))
+            break;
+        s = value_text(v);
+        if (!s)
+            continue;
+        if (asprintf(&strs[n], "GOVERNOR_%s=%s", key, s) >= 0) {
+            /* journal field names: upper case letters, digits, underscore */
+            for (p = strs[n]; *p != '='; p++)
+                *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+            n++;
+        }
+        free(s);
+    }
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = strs[i];
+        iov[i].iov_len = strlen(strs[i]);
+    }
+    sd_journal_sendv(iov, n);
+    for (int i = 0; i < n; i++)
+        free(strs[i]);
+}
+
+void gov_log(int priority, const char *event, const char *msg, const char *fields, ...)
+{
+    char time[32];
+    json_t *obj, *extra = NULL;
+    json_error_t jerr;
+
+    if (priority > log_max_priority)
+        return;
+    if (fields) {
+        va_list ap;
+        va_start(ap, fields);
+        extra = json_vpack_ex(&jerr, 0, fields, ap);
+        va_end(ap);
+    }
+    if (!extra)
+        extra = json_object();
+    if (!extra) {
+        write_all(msg, strlen(msg));
+        write_all("\n", 1);
+        return;
+    }
+    gov_format_rfc3339(gov_wall_ms(), time, sizeof(time));
+
+    switch (log_format) {
+    case GOV_LOG_TEXT:
+        emit_text(time, priority, event, msg, extra);
+        break;
+    case GOV_LOG_JOURNAL:
+        emit_journal(priority, event, msg, extra);
+        break;
+    default:
+        obj = json_pack("{s:s, s:s, s:s, s:s}", "time", time, "level", priority_name(priority),
+                        "event", event, "msg", msg);
+        if (obj) {
+            json_object_update(obj, extra);
+            emit_json(obj);
+            json_decref(obj);
+        }
+        break;
+    }
+    json_decref(extra);
+}

@@ -1,0 +1,40 @@
+/* log.h -- one structured line per event.
+ *
+ * Every log call names an event ("start", "level_change", "shrink",
+ * "reload", "error" ...), a human message, and optional fields given as a
+ * jansson pack format ("{s:s, s:I}").  The line is written in one of three
+ * forms:
+ *
+ *   json     one JSON object per line on stderr (default):
+ *            {"time":"...","level":"info","event":"shrink","msg":"...",...}
+ *   text     "TIME LEVEL event: msg key=value ..." for people
+ *   journal  sd_journal_send() with MESSAGE=, PRIORITY=, GOVERNOR_EVENT= and
+ *            every field upper-cased (used when stderr is the journal)
+ *
+ * The format and threshold are process-wide and set once by gov_log_setup()
+ * before any thread starts; logging itself is thread-safe (one write(2) per
+ * line). */
+#ifndef GOVERNOR_LOG_H
+#define GOVERNOR_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+enum gov_log_format { GOV_LOG_JSON, GOV_LOG_TEXT, GOV_LOG_JOURNAL };
+
+/* Sets the output format and the least important priority written
+ * (LOG_DEBUG .. LOG_ERR). */
+void gov_log_setup(enum gov_log_format format, int max_priority);
+
+/* Parses "json", "text", "journal" or "auto" (journal when JOURNAL_STREAM
+ * names stderr, else json).  Returns 0 or -1. */
+int gov_log_format_parse(const char *name, enum gov_log_format *out);
+
+/* True when the JOURNAL_STREAM environment variable matches stderr. */
+bool gov_log_stderr_is_journal(void);
+
+/* Logs an event.  fields may be NULL or a jansson pack format for an object,
+ * followed by its arguments. */
+void gov_log(int priority, const char *event, const char *msg, const char *fields, ...);
+
+#endif

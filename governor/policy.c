@@ -1,0 +1,623 @@
+/* policy.c -- parse, validate and print governor policies.
+ *
+ * The file is read into memory and handed to inih line by line through our
+ * own reader.  The reader does three jobs inih cannot do for us: it counts
+ * lines (Debian's inih is built without line numbers in handlers), it checks
+ * the shape of each line so that syntax errors are reported with their line
+ * instead of inih's single "first error" number, and it refuses binary data
+ * and over-long lines.  inih then splits sections, keys and values and calls
+ * policy_handler(), which looks the key up in the key table below and parses
+ * the value with the key's type.  The key table is the single description of
+ * the format: parsing, range checks, printing and JSON rendering all walk it.
+ *
+ * Cross-field rules (threshold order) run after all keys are read, so that a
+ * file may list keys in any order. */
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "quantity.h"
+#include "util.h"
+
+enum key_type { T_MODE, T_SIGNAL, T_MS, T_SIZE, T_LIMIT, T_FRACTION, T_BOOL };
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    double min, max; /* inclusive range for numbers (bytes for sizes) */
+};
+
+#define OFF(field) offsetof(struct gov_policy, field)
+
+static const struct key_def keys[] = {
+    {"governor", "mode", T_MODE, OFF(mode), 0, 0},
+    {"governor", "interval_ms", T_MS, OFF(interval_ms), 10, 60000},
+    {"governor", "cooldown_ms", T_MS, OFF(cooldown_ms), 0, 3600000},
+    {"memory", "limit", T_LIMIT, OFF(limit), 1048576.0, (double)GOV_QUANTITY_MAX},
+    {"memory", "signal", T_SIGNAL, OFF(signal), 0, 0},
+    {"thresholds", "target", T_FRACTION, OFF(target), 0.01, 0.99},
+    {"thresholds", "soft", T_FRACTION, OFF(soft), 0.01, 1.0},
+    {"thresholds", "high", T_FRACTION, OFF(high), 0.01, 1.0},
+    {"thresholds", "critical", T_FRACTION, OFF(critical), 0.01, 1.0},
+    {"thresholds", "hysteresis", T_FRACTION, OFF(hysteresis), 0.0, 0.2},
+    {"collector", "enabled", T_BOOL, OFF(collector_enabled), 0, 0},
+    {"collector", "block_size", T_SIZE, OFF(block_size), 4096.0, 17179869184.0 /* 16Gi */},
+    {"collector", "interval_ms", T_MS, OFF(collector_interval_ms), 1, 3600000},
+    {"collector", "floor", T_SIZE, OFF(floor), 0.0, (double)GOV_QUANTITY_MAX},
+};
+#define NKEYS ARRAY_SIZE(keys)
+
+static const char *const sections[] = {"governor", "memory", "thresholds", "collector"};
+
+const char *gov_mode_name(enum gov_mode m)
+{
+    return m == GOV_MODE_OBSERVE ? "observe" : "enforce";
+}
+
+const char *gov_signal_name(enum gov_signal s)
+{
+    return s == GOV_SIGNAL_CURRENT ? "current" : "working_set";
+}
+
+void gov_policy_defaults(struct gov_policy *p)
+{
+    *p = (struct gov_policy){
+        .mode = GOV_MODE_ENFORCE,
+        .interval_ms = 100,
+        .cooldown_ms = 1000,
+        .limit = 0,
+        .signal = GOV_SIGNAL_WORKING_SET,
+        .target = 0.60,
+        .soft = 0.70,
+        .high = 0.85,
+        .critical = 0.95,
+        .hysteresis = 0.05,
+        .collector_enabled = true,
+        .block_size = 64ull << 20,
+        .collector_interval_ms = 1000,
+        .floor = 0,
+    };
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void add_error(struct gov_policy_errors *errs, int line, const char *key, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+static void add_error(struct gov_policy_errors *errs, int line, const char *key, const char *fmt,
+                      ...)
+{
+    va_list ap;
+    struct gov_policy_error *e;
+
+    if (errs->count >= GOV_POLICY_MAX_ERRORS) {
+        errs->dropped++;
+        return;
+    }
+    e = &errs->e[errs->count++];
+    e->line = line;
+    gov_strlcpy(e->key, key ? key : "", sizeof(e->key));
+    va_start(ap, fmt);
+    vsnprintf(e->what, sizeof(e->what), fmt, ap);
+    va_end(ap);
+}
+
+static void format_error(const struct gov_policy_errors *errs, const struct gov_policy_error *e,
+                         char *buf, size_t len)
+{
+    char where[300];
+    if (e->line > 0)
+        snprintf(where, sizeof(where), "%s:%d", errs->file, e->line);
+    else
+        snprintf(where, sizeof(where), "%s", errs->file);
+    if (e->key[0])
+        snprintf(buf, len, "%s: %s: %s", where, e->key, e->what);
+    else
+        snprintf(buf, len, "%s: %s", where, e->what);
+}
+
+void gov_policy_errors_print(const struct gov_policy_errors *errs, FILE *f)
+{
+    char line[512];
+    for (int i = 0; i < errs->count; i++) {
+        format_error(errs, &errs->e[i], line, sizeof(line));
+        fprintf(f, "%s\n", line);
+    }
+    if (errs->dropped)
+        fprintf(f, "%s: %d more errors not shown\n", errs->file, errs->dropped);
+}
+
+void gov_policy_errors_summary(const struct gov_policy_errors *errs, char *buf, size_t len)
+{
+    char first[512];
+    int more = errs->count - 1 + errs->dropped;
+    if (errs->count == 0) {
+        gov_strlcpy(buf, "", len);
+        return;
+    }
+    format_error(errs, &errs->e[0], first, sizeof(first));
+    if (more > 0)
+        snprintf(buf, len, "%s (and %d more)", first, more);
+    else
+        snprintf(buf, len, "%s", first);
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+static bool parse_uint(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return true;
+}
+
+static bool parse_fraction(const char *v, double *out)
+{
+    char *end;
+    double d;
+    size_t n = strlen(v);
+    bool percent = n > 0 && v[n - 1] == '%';
+
+    if (!n || !((*v >= '0' && *v <= '9') || *v == '.'))
+        return false;
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || !isfinite(d))
+        return false;
+    if (percent ? (end != v + n - 1) : (*end != '\0'))
+        return false;
+    *out = percent ? d / 100.0 : d;
+    return true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = {"true", "yes", "on", "1"}, *no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parses value v for key k into policy p; on failure adds an error. */
+static void parse_value(const struct key_def *k, const char *v, struct gov_policy *p, int line,
+                        const char *qname, struct gov_policy_errors *errs)
+{
+    char *field = (char *)p + k->offset;
+    const char *why = NULL;
+    uint64_t u;
+    double d;
+    bool b;
+
+    switch (k->type) {
+    case T_MODE:
+        if (strcmp(v, "enforce") == 0)
+            *(enum gov_mode *)field = GOV_MODE_ENFORCE;
+        else if (strcmp(v, "observe") == 0)
+            *(enum gov_mode *)field = GOV_MODE_OBSERVE;
+        else
+            add_error(errs, line, qname, "'%s' is not a mode (use enforce or observe)", v);
+        return;
+    case T_SIGNAL:
+        if (strcmp(v, "working_set") == 0)
+            *(enum gov_signal *)field = GOV_SIGNAL_WORKING_SET;
+        else if (strcmp(v, "current") == 0)
+            *(enum gov_signal *)field = GOV_SIGNAL_CURRENT;
+        else
+            add_error(errs, line, qname, "'%s' is not a signal (use working_set or current)", v);
+        return;
+    case T_BOOL:
+        if (parse_bool(v, &b))
+            *(bool *)field = b;
+        else
+            add_error(errs, line, qname, "'%s' is not a boolean (use true or false)", v);
+        return;
+    case T_MS:
+        if (!parse_uint(v, &u)) {
+            add_error(errs, line, qname, "'%s' is not a whole number of milliseconds", v);
+            return;
+        }
+        if ((double)u < k->min || (double)u > k->max) {
+            add_error(errs, line, qname, "%s ms is out of range (%.0f..%.0f)", v, k->min, k->max);
+            return;
+        }
+        *(uint32_t *)field = (uint32_t)u;
+        return;
+    case T_LIMIT:
+        if (strcmp(v, "auto") == 0) {
+            *(uint64_t *)field = 0;
+            return;
+        }
+        /* fall through */
+    case T_SIZE:
+        if (gov_quantity_parse(v, &u, &why) < 0) {
+            add_error(errs, line, qname, "'%s' is not a size: %s", v, why);
+            return;
+        }
+        if ((double)u < k->min || (double)u > k->max) {
+            char lo[16], hi[16];
+            add_error(errs, line, qname, "%s is out of range (%s..%s)", v,
+                      gov_quantity_format((uint64_t)k->min, lo, sizeof(lo)),
+                      gov_quantity_format((uint64_t)k->max, hi, sizeof(hi)));
+            return;
+        }
+        *(uint64_t *)field = u;
+        return;
+    case T_FRACTION:
+        if (!parse_fraction(v, &d)) {
+            add_error(errs, line, qname, "'%s' is not a fraction (like 0.85 or 85%%)", v);
+            return;
+        }
+        if (d < k->min || d > k->max) {
+            add_error(errs, line, qname, "%s is out of range (%g..%g)", v, k->min, k->max);
+            return;
+        }
+        *(double *)field = d;
+        return;
+    }
+}
+
+/* ---- the inih reader and handler ---------------------------------------- */
+
+struct parse_ctx {
+    const char *p, *end;       /* remaining input */
+    int line;                  /* number of the line last handed to inih */
+    struct gov_policy policy;  /* being filled */
+    struct gov_policy_errors *errs;
+    int key_line[NKEYS];       /* where each key was set (0 = not set) */
+    bool in_unknown_section;
+};
+
+static bool known_section(const char *s, size_t n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
+        if (strlen(sections[i]) == n && strncmp(sections[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* Checks the shape of one stripped line; returns false (after reporting) for
+ * lines inih must not see. */
+static bool check_line(struct parse_ctx *c, const char *s, size_t n)
+{
+    if (n == 0 || *s == ';' || *s == '#')
+        return true;
+    if (*s == '[') {
+        const char *close = memchr(s, ']', n);
+        char name[64];
+        size_t len;
+        if (!close) {
+            add_error(c->errs, c->line, "", "section header without closing ']'");
+            return false;
+        }
+        len = (size_t)(close - s - 1);
+        while (len && s[1] == ' ') { s++; len--; }
+        while (len && s[len] == ' ') len--;
+        if (!known_section(s + 1, len)) {
+            snprintf(name, sizeof(name), "[%.*s]", (int)MIN(len, 40), s + 1);
+            add_error(c->errs, c->line, name,
+                      "unknown section (expected governor, memory, thresholds or collector)");
+            c->in_unknown_section = true;
+        } else {
+            c->in_unknown_section = false;
+        }
+        return true;
+    }
+    if (!memchr(s, '=', n)) {
+        add_error(c->errs, c->line, "", "expected 'key = value', '[section]' or a comment");
+        return false;
+    }
+    if (*s == '=') {
+        add_error(c->errs, c->line, "", "missing key before '='");
+        return false;
+    }
+    return true;
+}
+
+/* inih reader over an in-memory buffer: one line per call. */
+static char *policy_reader(char *str, int num, void *stream)
+{
+    struct parse_ctx *c = stream;
+    const char *nl, *s, *e;
+    size_t n;
+
+    if (c->p >= c->end)
+        return NULL;
+    nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+    e = nl ? nl : c->end;
+    s = c->p;
+    c->p = nl ? nl + 1 : c->end;
+    c->line++;
+
+    if (c->line == 1 && e - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3; /* UTF-8 byte order mark */
+    if (memchr(s, '\0', (size_t)(e - s))) {
+        add_error(c->errs, c->line, "", "binary data (NUL byte) in line");
+        str[0] = '\0';
+        return str;
+    }
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++; /* no continuation lines: indentation is just indentation */
+    while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    /* inline '#' comment (inih itself handles ' ;') */
+    for (const char *h = s + 1; h < e; h++) {
+        if (*h == '#' && (h[-1] == ' ' || h[-1] == '\t')) {
+            e = h;
+            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            break;
+        }
+    }
+    n = (size_t)(e - s);
+    if (n + 2 > (size_t)num) {
+        add_error(c->errs, c->line, "", "line too long (at most %d characters)", num - 2);
+        str[0] = '\0';
+        return str;
+    }
+    if (!check_line(c, s, n)) {
+        str[0] = '\0';
+        return str;
+    }
+    memcpy(str, s, n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+static int policy_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *c = user;
+    char qname[48];
+
+    if (!*section) {
+        add_error(c->errs, c->line, name, "key outside a section");
+        return 1;
+    }
+    if (c->in_unknown_section)
+        return 1; /* the section header was reported already */
+    snprintf(qname, sizeof(qname), "%s.%s", section, name);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].section, section) != 0 || strcmp(keys[i].name, name) != 0)
+            continue;
+        if (c->key_line[i]) {
+            add_error(c->errs, c->line, qname, "duplicate key (first set on line %d)",
+                      c->key_line[i]);
+            return 1;
+        }
+        c->key_line[i] = c->line;
+        if (!*value) {
+            add_error(c->errs, c->line, qname, "empty value");
+            return 1;
+        }
+        parse_value(&keys[i], value, &c->policy, c->line, qname, c->errs);
+        return 1;
+    }
+    add_error(c->errs, c->line, qname, "unknown key in [%s]", section);
+    return 1;
+}
+
+static int line_of(const struct parse_ctx *c, const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return c ? c->key_line[i] : 0;
+    return 0;
+}
+
+static int validate(const struct gov_policy *p, const struct parse_ctx *c,
+                    struct gov_policy_errors *errs)
+{
+    int before = errs->count + errs->dropped;
+    struct { const char *lo_name, *hi_name; double lo, hi; } order[] = {
+        {"target", "soft", p->target, p->soft},
+        {"soft", "high", p->soft, p->high},
+        {"high", "critical", p->high, p->critical},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+        if (order[i].lo < order[i].hi)
+            continue;
+        char key[48];
+        int l1 = line_of(c, "thresholds", order[i].lo_name);
+        int l2 = line_of(c, "thresholds", order[i].hi_name);
+        snprintf(key, sizeof(key), "thresholds.%s", l2 >= l1 ? order[i].hi_name : order[i].lo_name);
+        add_error(errs, MAX(l1, l2), key,
+                  "%s (%g) must be below %s (%g): need 0 < target < soft < high < critical <= 1",
+                  order[i].lo_name, order[i].lo, order[i].hi_name, order[i].hi);
+    }
+    if (p->soft - p->hysteresis <= 0) {
+        add_error(errs, line_of(c, "thresholds", "hysteresis"), "thresholds.hysteresis",
+                  "hysteresis (%g) must be smaller than soft (%g)", p->hysteresis, p->soft);
+    }
+    return errs->count + errs->dropped - before;
+}
+
+int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *errs)
+{
+    return validate(p, NULL, errs);
+}
+
+int gov_policy_parse_string(const char *text, size_t len, const char *name, struct gov_policy *out,
+                            struct gov_policy_errors *errs)
+{
+    struct parse_ctx c = {.p = text, .end = text + len, .errs = errs};
+    int r;
+
+    memset(errs, 0, sizeof(*errs));
+    gov_strlcpy(errs->file, name ? name : "policy", sizeof(errs->file));
+    gov_policy_defaults(&c.policy);
+
+    r = ini_parse_stream(policy_reader, &c, policy_handler, &c);
+    if (r != 0 && errs->count == 0)
+        add_error(errs, r > 0 ? r : 0, "", "syntax error");
+    if (errs->count + errs->dropped == 0)
+        validate(&c.policy, &c, errs);
+    if (errs->count + errs->dropped > 0)
+        return -1;
+    *out = c.policy;
+    return 0;
+}
+
+int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_policy_errors *errs,
+                          char **content, size_t *content_len)
+{
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *buf = NULL;
+    struct stat st;
+    size_t got = 0;
+    int r;
+
+    if (content)
+        *content = NULL;
+    if (content_len)
+        *content_len = 0;
+    memset(errs, 0, sizeof(*errs));
+    gov_strlcpy(errs->file, path, sizeof(errs->file));
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        add_error(errs, 0, "", "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        add_error(errs, 0, "", "cannot stat: %s", strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        add_error(errs, 0, "", "is a directory, not a policy file");
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        add_error(errs, 0, "", "is not a regular file");
+        return -1;
+    }
+    /* Read up to the limit plus one byte: the size in fstat may be stale if the
+     * file is being rewritten, so the read decides. */
+    buf = malloc(GOV_POLICY_MAX_FILE + 1);
+    if (!buf) {
+        add_error(errs, 0, "", "out of memory");
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + got, GOV_POLICY_MAX_FILE + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            add_error(errs, 0, "", "read failed: %s", strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (got > GOV_POLICY_MAX_FILE) {
+            add_error(errs, 0, "", "file larger than %u bytes", GOV_POLICY_MAX_FILE);
+            return -1;
+        }
+    }
+    r = gov_policy_parse_string(buf, got, path, out, errs);
+    if (content) {
+        char *copy = malloc(got + 1);
+        if (copy) {
+            memcpy(copy, buf, got);
+            copy[got] = '\0';
+            *content = copy;
+            if (content_len)
+                *content_len = got;
+        }
+    }
+    return r;
+}
+
+/* ---- printing ------------------------------------------------------------ */
+
+static void format_value(const struct key_def *k, const struct gov_policy *p, char *buf,
+                         size_t len)
+{
+    const char *field = (const char *)p + k->offset;
+    switch (k->type) {
+    case T_MODE:
+        snprintf(buf, len, "%s", gov_mode_name(*(const enum gov_mode *)field));
+        break;
+    case T_SIGNAL:
+        snprintf(buf, len, "%s", gov_signal_name(*(const enum gov_signal *)field));
+        break;
+    case T_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case T_MS:
+        snprintf(buf, len, "%u", *(const uint32_t *)field);
+        break;
+    case T_LIMIT:
+        if (*(const uint64_t *)field == 0) {
+            snprintf(buf, len, "auto");
+            break;
+        }
+        /* fall through */
+    case T_SIZE: {
+        uint64_t v = *(const uint64_t *)field;
+        static const char *units[] = {"Ei", "Pi", "Ti", "Gi", "Mi", "Ki"};
+        int shift = 60;
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++, shift -= 10) {
+            if (v && v % (UINT64_C(1) << shift) == 0) {
+                snprintf(buf, len, "%llu%s", (unsigned long long)(v >> shift), units[i]);
+                return;
+            }
+        }
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+        break;
+    }
+    case T_FRACTION:
+        snprintf(buf, len, "%g", *(const double *)field);
+        break;
+    }
+}
+
+void gov_policy_foreach(const struct gov_policy *p,
+                        void (*fn)(const char *section, const char *key, const char *value,
+                                   void *ud),
+                        void *ud)
+{
+    char value[64];
+    for (size_t i = 0; i < NKEYS; i++) {
+        format_value(&keys[i], p, value, sizeof(value));
+        fn(keys[i].section, keys[i].name, value, ud);
+    }
+}
+
+static void write_key(const char *section, const char *key, const char *value, void *ud)
+{
+    struct { FILE *f; const char *section; } *w = ud;
+    if (!w->section || strcmp(w->section, section) != 0) {
+        fprintf(w->f, "%s[%s]\n", w->section ? "\n" : "", section);
+        w->section = section;
+    }
+    fprintf(w->f, "%s = %s\n", key, value);
+}
+
+void gov_policy_write(const struct gov_policy *p, FILE *f)
+{
+    struct { FILE *f; const char *section; } w = {f, NULL};
+    gov_policy_foreach(p, write_key, &w);
+}

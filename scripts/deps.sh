@@ -1,0 +1,37 @@
+#!/bin/sh
+# deps.sh -- make sure the Debian packages governord needs are installed.
+#
+#   scripts/deps.sh build   what `make` and `make run` need
+#   scripts/deps.sh test    plus what `make test` needs
+#
+# As root, missing packages are installed with apt-get; as any other user
+# they are listed and the script fails, so nothing is half set up.
+set -eu
+
+BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
+TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+
+mode=${1:-build}
+pkgs=$BUILD_PKGS
+[ "$mode" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
+
+missing=""
+for p in $pkgs; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        "install ok installed") ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "governord: missing Debian packages:$missing" >&2
+    echo "install them with: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "governord: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq -o DPkg::Lock::Timeout=600 $missing >/dev/null
