@@ -82,13 +82,18 @@ run: deps
 	./$(BUILD)/governord --log-format text
 
 # ---- tests ----------------------------------------------------------------------
+# Every suite `make test` runs, one per line (later suites append here).
+TEST_TARGETS := unit-run
+TEST_TARGETS += test-asan
+TEST_TARGETS += test-tsan
+TEST_TARGETS += integration
+TEST_TARGETS += test-kernel
+
 test: deps-test
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit-run
-	@$(MAKE) --no-print-directory test-asan
-	@$(MAKE) --no-print-directory test-tsan
-	@$(MAKE) --no-print-directory integration
-	@$(MAKE) --no-print-directory test-kernel
+	@for t in $(TEST_TARGETS); do \
+	    echo "=== make $$t"; $(MAKE) --no-print-directory $$t || exit 1; done
+	@echo "=== all suites passed: $(TEST_TARGETS)"
 
 unit: deps-test
 	@$(MAKE) --no-print-directory unit-run

@@ -1,19 +1,33 @@
 #!/bin/sh
 # deps.sh -- make sure the Debian packages governord needs are installed.
 #
-#   scripts/deps.sh build   what `make` and `make run` need
-#   scripts/deps.sh test    plus what `make test` needs
+#   scripts/deps.sh build          what `make` and `make run` need
+#   scripts/deps.sh test           plus everything `make test` needs
+#   scripts/deps.sh --list MODE    print the package names and exit
 #
 # As root, missing packages are installed with apt-get; as any other user
 # they are listed and the script fails, so nothing is half set up.
 set -eu
 
+# one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
 
+list=false
+if [ "${1:-}" = "--list" ]; then
+    list=true
+    shift
+fi
 mode=${1:-build}
-pkgs=$BUILD_PKGS
-[ "$mode" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
+case "$mode" in
+    build) pkgs=$BUILD_PKGS ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+    *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
+esac
+if $list; then
+    echo $pkgs
+    exit 0
+fi
 
 missing=""
 for p in $pkgs; do
@@ -33,5 +47,8 @@ fi
 echo "governord: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# a service package (nginx, prometheus) must not start during the install
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 # shellcheck disable=SC2086
 apt-get install -y -qq -o DPkg::Lock::Timeout=600 $missing >/dev/null
+rm -f /usr/sbin/policy-rc.d
