@@ -20,6 +20,8 @@ CC        ?= cc
 SAN       ?=
 OPT       ?= -O2
 PYTHON    ?= /usr/bin/python3
+# `make V=1` shows the full compiler command lines
+Q         := $(if $(V),,@)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -53,21 +55,25 @@ all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 # the default policy is compiled in with .incbin (app/embedded.c)
 $(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
 $(BUILD)/app/embedded.o: policies/default.ini
 
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
-	$(AR) rcs $@ $^
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/governord: $(MAIN_OBJ) $(APP_OBJ) $(BUILD)/libgovernor.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(APP_OBJ) $(BUILD)/libgovernor.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS_PKG) -Itests/unit -DFIXTURES='"$(CURDIR)/tests/fixtures"' \
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(TEST_CFLAGS_PKG) -Itests/unit -DFIXTURES='"$(CURDIR)/tests/fixtures"' -DSRCDIR='"$(CURDIR)"' \
 	    $(LDFLAGS) -o $@ $< $(APP_OBJ) $(BUILD)/libgovernor.a $(LIBS) $(TEST_LIBS_PKG)
 
 # ---- set-up -------------------------------------------------------------------

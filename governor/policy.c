@@ -173,7 +173,11 @@ static bool parse_fraction(const char *v, double *out)
     size_t n = strlen(v);
     bool percent = n > 0 && v[n - 1] == '%';
 
-    if (!n || !((*v >= '0' && *v <= '9') || *v == '.'))
+    /* plain decimals only: strtod would also take "0x1p-1", "1e-1", "inf" */
+    for (size_t i = 0; i < n - (percent ? 1 : 0); i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || v[i] == '.'))
+            return false;
+    if (!n || (percent && n == 1))
         return false;
     errno = 0;
     d = strtod(v, &end);
@@ -299,30 +303,38 @@ static bool known_section(const char *s, size_t n)
 }
 
 /* Checks the shape of one stripped line; returns false (after reporting) for
- * lines inih must not see. */
-static bool check_line(struct parse_ctx *c, const char *s, size_t n)
+ * lines inih must not see.  A section header is rewritten into out (with its
+ * new length in *out_len); other lines are left for the caller to copy. */
+static bool check_line(struct parse_ctx *c, const char *s, size_t n, char *out, size_t out_size,
+                       size_t *out_len)
 {
     if (n == 0 || *s == ';' || *s == '#')
         return true;
     if (*s == '[') {
         const char *close = memchr(s, ']', n);
-        char name[64];
+        const char *name;
+        char label[64];
         size_t len;
         if (!close) {
             add_error(c->errs, c->line, "", "section header without closing ']'");
             return false;
         }
-        len = (size_t)(close - s - 1);
-        while (len && s[1] == ' ') { s++; len--; }
-        while (len && s[len] == ' ') len--;
-        if (!known_section(s + 1, len)) {
-            snprintf(name, sizeof(name), "[%.*s]", (int)MIN(len, 40), s + 1);
-            add_error(c->errs, c->line, name,
-                      "unknown section (expected governor, memory, thresholds or collector)");
-            c->in_unknown_section = true;
-        } else {
-            c->in_unknown_section = false;
+        name = s + 1;
+        len = (size_t)(close - name);
+        while (len && (*name == ' ' || *name == '\t')) {
+            name++;
+            len--;
         }
+        while (len && (name[len - 1] == ' ' || name[len - 1] == '\t'))
+            len--;
+        c->in_unknown_section = !known_section(name, len);
+        if (c->in_unknown_section) {
+            snprintf(label, sizeof(label), "[%.*s]", (int)MIN(len, 40), name);
+            add_error(c->errs, c->line, label,
+                      "unknown section (expected governor, memory, thresholds or collector)");
+        }
+        /* hand inih the header without inner blanks: "[ memory ]" is [memory] */
+        *out_len = (size_t)snprintf(out, out_size, "[%.*s]", (int)len, name);
         return true;
     }
     if (!memchr(s, '=', n)) {
@@ -377,7 +389,15 @@ static char *policy_reader(char *str, int num, void *stream)
         str[0] = '\0';
         return str;
     }
-    if (!check_line(c, s, n)) {
+    if (*s == '[') {
+        size_t len = 0;
+        if (!check_line(c, s, n, str, (size_t)num - 1, &len))
+            str[0] = '\0';
+        else
+            str[len] = '\0';
+        return str;
+    }
+    if (!check_line(c, s, n, NULL, 0, NULL)) {
         str[0] = '\0';
         return str;
     }

@@ -66,7 +66,8 @@ int gov_quantity_parse(const char *text, uint64_t *bytes, const char **why)
         *why = "not a number";
         return -1;
     }
-    if (*p == 'e' || *p == 'E') {
+    /* "1e9" is an exponent, "1E" and "1Ei" are suffixes (as in Kubernetes) */
+    if ((*p == 'e' || *p == 'E') && (p[1] == '\0' || (p[1] >= '0' && p[1] <= '9'))) {
         int exp = 0, exp_digits = 0;
         for (p++; *p >= '0' && *p <= '9'; p++, exp_digits++) {
             exp = exp * 10 + (*p - '0');

@@ -1,0 +1,373 @@
+/* test_policy.c -- policy parsing and validation: the presets, the built-in
+ * defaults, and a table of bad files with the exact error each must give. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy.h"
+
+static char *policy_text(const struct gov_policy *p)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    gov_policy_write(p, f);
+    fclose(f);
+    return buf;
+}
+
+static void presets_are_valid(void **state)
+{
+    static const char *presets[] = {"default.ini", "conservative.ini", "aggressive.ini"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+        char path[512];
+        struct gov_policy p;
+        struct gov_policy_errors errs;
+        snprintf(path, sizeof(path), "%s/policies/%s", SRCDIR, presets[i]);
+        if (gov_policy_parse_file(path, &p, &errs, NULL, NULL) != 0)
+            gov_policy_errors_print(&errs, stderr);
+        assert_int_equal(errs.count, 0);
+        assert_true(p.target < p.soft && p.soft < p.high && p.high < p.critical);
+    }
+}
+
+/* The compiled-in defaults and policies/default.ini must say the same. */
+static void default_ini_equals_builtin_defaults(void **state)
+{
+    char path[512];
+    struct gov_policy file, builtin;
+    struct gov_policy_errors errs;
+    char *a, *b;
+    (void)state;
+    snprintf(path, sizeof(path), "%s/policies/default.ini", SRCDIR);
+    assert_int_equal(gov_policy_parse_file(path, &file, &errs, NULL, NULL), 0);
+    gov_policy_defaults(&builtin);
+    a = policy_text(&file);
+    b = policy_text(&builtin);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void parses_every_key_and_format(void **state)
+{
+    static const char text[] =
+        "\xEF\xBB\xBF; a comment\n"
+        "# another\n"
+        "[governor]\n"
+        "mode = observe\n"
+        "  interval_ms = 250   \n"
+        "cooldown_ms=0\n"
+        "\n"
+        "[ memory ]\n"
+        "limit = 1.5Gi   ; inline comment\n"
+        "signal = current # inline hash comment\n"
+        "[thresholds]\n"
+        "critical = 100%\n"
+        "target = 0.5\n"
+        "soft = 60%\n"
+        "high = 0.8\n"
+        "hysteresis = 0\n"
+        "[collector]\n"
+        "enabled = no\n"
+        "block_size = 500M\n"
+        "interval_ms = 1\n"
+        "floor = 128Mi\r\n";
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    (void)state;
+    if (gov_policy_parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs) != 0)
+        gov_policy_errors_print(&errs, stderr);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(p.mode, GOV_MODE_OBSERVE);
+    assert_int_equal(p.interval_ms, 250);
+    assert_int_equal(p.cooldown_ms, 0);
+    assert_int_equal(p.limit, 3ull << 29);
+    assert_int_equal(p.signal, GOV_SIGNAL_CURRENT);
+    assert_true(p.critical == 1.0 && p.target == 0.5 && p.soft == 0.6 && p.high == 0.8);
+    assert_true(p.hysteresis == 0.0);
+    assert_false(p.collector_enabled);
+    assert_int_equal(p.block_size, 500000000);
+    assert_int_equal(p.collector_interval_ms, 1);
+    assert_int_equal(p.floor, 128ull << 20);
+}
+
+static void empty_file_gives_defaults(void **state)
+{
+    struct gov_policy p, d;
+    struct gov_policy_errors errs;
+    char *a, *b;
+    (void)state;
+    assert_int_equal(gov_policy_parse_string("", 0, "empty", &p, &errs), 0);
+    gov_policy_defaults(&d);
+    a = policy_text(&p);
+    b = policy_text(&d);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+/* Each bad policy and the first error it must produce ("file:line: key: what"). */
+static const struct { const char *text; const char *error; } bad[] = {
+    {"[governor]\nmode = enforcing\n",
+     "b.ini:2: governor.mode: 'enforcing' is not a mode (use enforce or observe)"},
+    {"[governor]\ninterval_ms = 5\n", "b.ini:2: governor.interval_ms: 5 ms is out of range (10..60000)"},
+    {"[governor]\ninterval_ms = 100000\n",
+     "b.ini:2: governor.interval_ms: 100000 ms is out of range (10..60000)"},
+    {"[governor]\ninterval_ms = -1\n",
+     "b.ini:2: governor.interval_ms: '-1' is not a whole number of milliseconds"},
+    {"[governor]\ninterval_ms = 1.5\n",
+     "b.ini:2: governor.interval_ms: '1.5' is not a whole number of milliseconds"},
+    {"[governor]\ninterval_ms = 99999999999999999999999\n",
+     "b.ini:2: governor.interval_ms: '99999999999999999999999' is not a whole number of milliseconds"},
+    {"[governor]\ncooldown_ms = soon\n",
+     "b.ini:2: governor.cooldown_ms: 'soon' is not a whole number of milliseconds"},
+    {"[governor]\ncooldown_ms = 3600001\n",
+     "b.ini:2: governor.cooldown_ms: 3600001 ms is out of range (0..3600000)"},
+    {"[memory]\nlimit = 512MB\n",
+     "b.ini:2: memory.limit: '512MB' is not a size: unknown suffix (use Ki Mi Gi Ti or k M G T)"},
+    {"[memory]\nlimit = -1Gi\n", "b.ini:2: memory.limit: '-1Gi' is not a size: negative size"},
+    {"[memory]\nlimit = 1Ki\n", "b.ini:2: memory.limit: 1Ki is out of range (1Mi..4Ei)"},
+    {"[memory]\nlimit = 5Ei\n", "b.ini:2: memory.limit: '5Ei' is not a size: overflow"},
+    {"[memory]\nsignal = rss\n",
+     "b.ini:2: memory.signal: 'rss' is not a signal (use working_set or current)"},
+    {"[thresholds]\nsoft = 1.5\n", "b.ini:2: thresholds.soft: 1.5 is out of range (0.01..1)"},
+    {"[thresholds]\nhigh = 0\n", "b.ini:2: thresholds.high: 0 is out of range (0.01..1)"},
+    {"[thresholds]\nhigh = -0.5\n",
+     "b.ini:2: thresholds.high: '-0.5' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\nhigh = nan\n",
+     "b.ini:2: thresholds.high: 'nan' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\nhigh = inf\n",
+     "b.ini:2: thresholds.high: 'inf' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\nhigh = 0x1p-1\n",
+     "b.ini:2: thresholds.high: '0x1p-1' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\nhigh = 85%%\n",
+     "b.ini:2: thresholds.high: '85%%' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\nhigh = 0.85 0.9\n",
+     "b.ini:2: thresholds.high: '0.85 0.9' is not a fraction (like 0.85 or 85%)"},
+    {"[thresholds]\ncritical = 1.01\n",
+     "b.ini:2: thresholds.critical: 1.01 is out of range (0.01..1)"},
+    {"[thresholds]\ntarget = 1\n", "b.ini:2: thresholds.target: 1 is out of range (0.01..0.99)"},
+    {"[thresholds]\nhysteresis = 0.3\n",
+     "b.ini:2: thresholds.hysteresis: 0.3 is out of range (0..0.2)"},
+    {"[thresholds]\nsoft = 0.9\nhigh = 0.85\n",
+     "b.ini:3: thresholds.high: soft (0.9) must be below high (0.85): need 0 < target < soft < "
+     "high < critical <= 1"},
+    {"[thresholds]\nhigh = 0.85\nsoft = 0.85\n",
+     "b.ini:3: thresholds.soft: soft (0.85) must be below high (0.85): need 0 < target < soft < "
+     "high < critical <= 1"},
+    {"[thresholds]\ntarget = 0.75\n",
+     "b.ini:2: thresholds.target: target (0.75) must be below soft (0.7): need 0 < target < soft "
+     "< high < critical <= 1"},
+    {"[thresholds]\ncritical = 0.8\n",
+     "b.ini:2: thresholds.critical: high (0.85) must be below critical (0.8): need 0 < target < "
+     "soft < high < critical <= 1"},
+    {"[thresholds]\nsoft = 0.05\ntarget=0.01\nhysteresis = 0.1\n",
+     "b.ini:4: thresholds.hysteresis: hysteresis (0.1) must be smaller than soft (0.05)"},
+    {"[collector]\nenabled = maybe\n",
+     "b.ini:2: collector.enabled: 'maybe' is not a boolean (use true or false)"},
+    {"[collector]\nblock_size = 0\n", "b.ini:2: collector.block_size: 0 is out of range (4Ki..16Gi)"},
+    {"[collector]\nblock_size = 17Gi\n",
+     "b.ini:2: collector.block_size: 17Gi is out of range (4Ki..16Gi)"},
+    {"[collector]\nblock_size = auto\n",
+     "b.ini:2: collector.block_size: 'auto' is not a size: not a number"},
+    {"[collector]\ninterval_ms = 0\n",
+     "b.ini:2: collector.interval_ms: 0 ms is out of range (1..3600000)"},
+    {"[collector]\nfloor = lots\n", "b.ini:2: collector.floor: 'lots' is not a size: not a number"},
+    {"[governor]\nmode =\n", "b.ini:2: governor.mode: empty value"},
+    {"[governor]\nmode = enforce\nmode = observe\n",
+     "b.ini:3: governor.mode: duplicate key (first set on line 2)"},
+    {"[governor]\nspeed = fast\n", "b.ini:2: governor.speed: unknown key in [governor]"},
+    {"[memory]\nmode = enforce\n", "b.ini:2: memory.mode: unknown key in [memory]"},
+    {"[govenor]\nmode = enforce\n",
+     "b.ini:1: [govenor]: unknown section (expected governor, memory, thresholds or collector)"},
+    {"[]\n", "b.ini:1: []: unknown section (expected governor, memory, thresholds or collector)"},
+    {"mode = enforce\n", "b.ini:1: mode: key outside a section"},
+    {"[governor\nmode = enforce\n", "b.ini:1: section header without closing ']'"},
+    {"[governor]\nmode enforce\n", "b.ini:2: expected 'key = value', '[section]' or a comment"},
+    {"[governor]\n= enforce\n", "b.ini:2: missing key before '='"},
+    {"[governor]\nmode: enforce\n", "b.ini:2: expected 'key = value', '[section]' or a comment"},
+    {"<html><body>not a policy</body></html>\n",
+     "b.ini:1: expected 'key = value', '[section]' or a comment"},
+    {"{\"governor\": {\"mode\": \"enforce\"}}\n",
+     "b.ini:1: expected 'key = value', '[section]' or a comment"},
+};
+
+static void rejects_bad_policies_with_exact_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct gov_policy p;
+        struct gov_policy_errors errs;
+        char first[512];
+        int r = gov_policy_parse_string(bad[i].text, strlen(bad[i].text), "b.ini", &p, &errs);
+        if (r == 0)
+            print_error("case %zu was accepted: %s\n", i, bad[i].text);
+        assert_int_equal(r, -1);
+        errs.count = 1; /* first error only, without the "(and N more)" */
+        errs.dropped = 0;
+        gov_policy_errors_summary(&errs, first, sizeof(first));
+        if (strcmp(first, bad[i].error) != 0)
+            print_error("case %zu: got      %s\n         expected %s\n", i, first, bad[i].error);
+        assert_string_equal(first, bad[i].error);
+    }
+}
+
+static void rejects_binary_data(void **state)
+{
+    static const char nul_in_value[] = "[governor]\nmode = enf\0rce\n";
+    static const char elf[] = "\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0";
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    (void)state;
+    assert_int_equal(gov_policy_parse_string(nul_in_value, sizeof(nul_in_value) - 1, "b.ini", &p,
+                                             &errs), -1);
+    assert_int_equal(errs.e[0].line, 2);
+    assert_string_equal(errs.e[0].what, "binary data (NUL byte) in line");
+    assert_int_equal(gov_policy_parse_string(elf, sizeof(elf) - 1, "b.ini", &p, &errs), -1);
+    assert_int_equal(errs.e[0].line, 1);
+    assert_string_equal(errs.e[0].what, "binary data (NUL byte) in line");
+}
+
+static void reports_every_error_not_just_the_first(void **state)
+{
+    static const char text[] = "[governor]\nmode = x\ninterval_ms = y\n[memory]\nlimit = z\n"
+                               "[nope]\nfoo = 1\n";
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f;
+    (void)state;
+    assert_int_equal(gov_policy_parse_string(text, sizeof(text) - 1, "m.ini", &p, &errs), -1);
+    assert_int_equal(errs.count, 4);
+    f = open_memstream(&buf, &len);
+    gov_policy_errors_print(&errs, f);
+    fclose(f);
+    assert_string_equal(buf,
+                        "m.ini:2: governor.mode: 'x' is not a mode (use enforce or observe)\n"
+                        "m.ini:3: governor.interval_ms: 'y' is not a whole number of milliseconds\n"
+                        "m.ini:5: memory.limit: 'z' is not a size: not a number\n"
+                        "m.ini:6: [nope]: unknown section (expected governor, memory, thresholds "
+                        "or collector)\n");
+    free(buf);
+}
+
+static void caps_the_number_of_errors(void **state)
+{
+    char *text = malloc(100 * 32);
+    size_t n = 0;
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    char summary[512];
+    (void)state;
+    assert_non_null(text);
+    n += (size_t)sprintf(text + n, "[governor]\n");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)sprintf(text + n, "bogus%d = 1\n", i);
+    assert_int_equal(gov_policy_parse_string(text, n, "many.ini", &p, &errs), -1);
+    assert_int_equal(errs.count, GOV_POLICY_MAX_ERRORS);
+    assert_int_equal(errs.dropped, 100 - GOV_POLICY_MAX_ERRORS);
+    gov_policy_errors_summary(&errs, summary, sizeof(summary));
+    assert_string_equal(summary, "many.ini:2: governor.bogus0: unknown key in [governor] (and 99 more)");
+    free(text);
+}
+
+static void rejects_over_long_lines(void **state)
+{
+    char text[512];
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    (void)state;
+    memset(text, 'x', sizeof(text));
+    memcpy(text, "[governor]\nmode = ", 18);
+    text[sizeof(text) - 1] = '\n';
+    assert_int_equal(gov_policy_parse_string(text, sizeof(text), "long.ini", &p, &errs), -1);
+    assert_int_equal(errs.e[0].line, 2);
+    assert_string_equal(errs.e[0].what, "line too long (at most 198 characters)");
+}
+
+/* Files: the parser refuses what is not a readable regular file. */
+static void rejects_bad_files(void **state)
+{
+    char dir[] = "/tmp/test_policy.XXXXXX", path[600], loop_a[600], loop_b[600];
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    FILE *f;
+    char *content = NULL;
+    size_t len = 0;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+
+    /* a directory */
+    assert_int_equal(gov_policy_parse_file(dir, &p, &errs, NULL, NULL), -1);
+    assert_string_equal(errs.e[0].what, "is a directory, not a policy file");
+    /* missing */
+    snprintf(path, sizeof(path), "%s/missing.ini", dir);
+    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_string_equal(errs.e[0].what, "cannot open: No such file or directory");
+    /* a symlink loop */
+    snprintf(loop_a, sizeof(loop_a), "%s/a", dir);
+    snprintf(loop_b, sizeof(loop_b), "%s/b", dir);
+    assert_int_equal(symlink(loop_b, loop_a), 0);
+    assert_int_equal(symlink(loop_a, loop_b), 0);
+    assert_int_equal(gov_policy_parse_file(loop_a, &p, &errs, NULL, NULL), -1);
+    assert_string_equal(errs.e[0].what, "cannot open: Too many levels of symbolic links");
+    /* a FIFO is not a regular file (and must not block) */
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_string_equal(errs.e[0].what, "is not a regular file");
+    unlink(path);
+    /* too large: 1 MiB + 1 of comments */
+    snprintf(path, sizeof(path), "%s/huge.ini", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    for (unsigned i = 0; i <= GOV_POLICY_MAX_FILE / 8; i++)
+        fputs("; 45678\n", f);
+    fclose(f);
+    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_string_equal(errs.e[0].what, "file larger than 1048576 bytes");
+    unlink(path);
+    /* a good file, with its content handed back */
+    snprintf(path, sizeof(path), "%s/ok.ini", dir);
+    f = fopen(path, "w");
+    fputs("[governor]\nmode = observe\n", f);
+    fclose(f);
+    assert_int_equal(gov_policy_parse_file(path, &p, &errs, &content, &len), 0);
+    assert_int_equal(p.mode, GOV_MODE_OBSERVE);
+    assert_int_equal(len, 26);
+    assert_memory_equal(content, "[governor]\nmode = observe\n", 26);
+    free(content);
+    unlink(path);
+    unlink(loop_a);
+    unlink(loop_b);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(presets_are_valid),
+        cmocka_unit_test(default_ini_equals_builtin_defaults),
+        cmocka_unit_test(parses_every_key_and_format),
+        cmocka_unit_test(empty_file_gives_defaults),
+        cmocka_unit_test(rejects_bad_policies_with_exact_errors),
+        cmocka_unit_test(rejects_binary_data),
+        cmocka_unit_test(reports_every_error_not_just_the_first),
+        cmocka_unit_test(caps_the_number_of_errors),
+        cmocka_unit_test(rejects_over_long_lines),
+        cmocka_unit_test(rejects_bad_files),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
