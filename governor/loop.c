@@ -277,11 +277,13 @@ static int on_memory_event(sd_event_source *s, int fd, uint32_t revents, void *u
     return 0;
 }
 
+/* The directory fallback: only changes of memory.events count. */
 static int on_events_inotify(sd_event_source *s, const struct inotify_event *ev, void *ud)
 {
     struct gov *g = ud;
     (void)s;
-    (void)ev;
+    if (ev->len == 0 || strcmp(ev->name, "memory.events") != 0)
+        return 0;
     pthread_mutex_lock(&g->state_lock);
     g->status.counters.wake_events++;
     pthread_mutex_unlock(&g->state_lock);
@@ -337,7 +339,9 @@ static bool on_cgroupfs(int fd)
            (sfs.f_type == CGROUP2_SUPER_MAGIC || sfs.f_type == CGROUP_SUPER_MAGIC);
 }
 
-/* memory.events: POLLPRI where the kernel supports it, else inotify. */
+/* memory.events: POLLPRI where the kernel supports it (cgroupfs); else an
+ * inotify watch on the cgroup's directory filtered by name, which sees the
+ * file changed in place as well as replaced by rename. */
 static void watch_events(struct gov *g)
 {
     const char *path = gov_cgroup_events_path(g->cg);
@@ -354,7 +358,9 @@ static void watch_events(struct gov *g)
     } else {
         close(g->events_fd);
         g->events_fd = -1;
-        r = sd_event_add_inotify(g->event, &g->events_src, path, IN_MODIFY, on_events_inotify, g);
+        r = sd_event_add_inotify(g->event, &g->events_src, g->status.cgroup.dir,
+                                 IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE,
+                                 on_events_inotify, g);
         how = r == 0 ? "inotify" : "none: neither POLLPRI nor inotify";
     }
     gov_strlcpy(g->status.events_watch, how, sizeof(g->status.events_watch));
