@@ -49,7 +49,8 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel clean
+.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
+        test-kernel clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -93,6 +94,7 @@ TEST_TARGETS := unit-run
 TEST_TARGETS += test-asan
 TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
+TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
 
 test: deps-test
@@ -107,10 +109,17 @@ unit: deps-test
 unit-run: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
 
+ASAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
 test-asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
-	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	    unit-run
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SAN="$(ASAN)" unit-run
+
+# the integration suite against a governord built with ASan+UBSan: a leak or
+# a memory error turns a daemon's exit status non-zero and fails the test
+integration-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 SAN="$(ASAN)" build/asan/governord
+	GOVERNORD=$(CURDIR)/build/asan/governord $(PYTHON) -m pytest -q tests/integration \
+	    --ignore=tests/integration/test_kernel_v1.py
 
 test-tsan:
 	@$(MAKE) --no-print-directory BUILD=build/tsan OPT=-O1 SAN="-fsanitize=thread" unit-run

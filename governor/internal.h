@@ -9,7 +9,9 @@
  *     decision log, the counters, the policy in force -- lives behind the
  *     one state_lock, held only for copies;
  *   - level, heartbeat and interval are also mirrored in atomics so that the
- *     probes (/healthz, /readyz) and the collector never wait for the lock. */
+ *     probes (/healthz, /readyz) and the collector never wait for the lock;
+ *   - shrinker callbacks are never called with state_lock held (they take
+ *     their own locks: no lock-order cycle is possible). */
 #ifndef GOVERNOR_INTERNAL_H
 #define GOVERNOR_INTERNAL_H
 

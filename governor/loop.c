@@ -52,9 +52,10 @@ static void publish_error(struct gov *g, const char *err)
 static void publish(struct gov *g, const struct gov_cgroup_sample *s, const struct gov_reading *r,
                     enum gov_limit_source source)
 {
-    uint64_t objects;
+    uint64_t bytes, objects;
     bool was_ok = atomic_exchange(&g->sample_ok, true);
 
+    gov_count_caches(g, &bytes, &objects); /* shrinker callbacks never run under state_lock */
     pthread_mutex_lock(&g->state_lock);
     g->status.sample_ok = true;
     g->status.sample_error[0] = '\0';
@@ -64,7 +65,7 @@ static void publish(struct gov *g, const struct gov_cgroup_sample *s, const stru
     g->status.limit_source = source;
     g->status.ratio = gov_ratio(r->usage, r->limit);
     g->status.level = g->engine.level;
-    gov_count_caches(g, &g->status.buffer_bytes, &objects);
+    g->status.buffer_bytes = bytes;
     g->status.buffer_objects = objects;
     g->status.counters.ticks++;
     g->status.last_tick_ms = gov_now_ms();
