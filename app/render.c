@@ -83,7 +83,7 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
     root = json_pack(
         "{s:s, s:s, s:s, s:o, s:I,"
         " s:{s:b, s:o, s:I, s:s, s:o, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
-        "    s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I},"
+        "    s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:s, s:s},"
@@ -106,7 +106,8 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         (json_int_t)s->oom_kills, "events", "low", (json_int_t)s->events_low, "high",
         (json_int_t)s->events_high, "max", (json_int_t)s->events_max, "oom",
         (json_int_t)s->events_oom, "oom_kill", (json_int_t)s->oom_kills, "pressure", pressure,
-        "host_memtotal_bytes", (json_int_t)s->host_memtotal,
+        "host_memtotal_bytes", (json_int_t)s->host_memtotal, "host_available_bytes",
+        (json_int_t)s->host_available,
         /* thresholds in bytes, for people and the page */
         "thresholds", "target_bytes", at(p->target, st->limit), "soft_bytes",
         at(p->soft, st->limit), "high_bytes", at(p->high, st->limit), "critical_bytes",

@@ -399,9 +399,10 @@ struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
         file_init(&cg->max_usage, d, "memory.max_usage_in_bytes", true);
         break;
     case GOV_CG_HOST:
-        file_init(&cg->meminfo, "/proc", "meminfo", false);
         break;
     }
+    /* MemAvailable bounds the fallback limit when no cgroup limit exists */
+    file_init(&cg->meminfo, "/proc", "meminfo", loc->version != GOV_CG_HOST);
     return cg;
 }
 
@@ -550,6 +551,7 @@ static int sample_host(struct gov_cgroup *cg, struct gov_cgroup_sample *s, char 
         snprintf(err, errlen, "%s: no valid MemTotal/MemAvailable", cg->meminfo.path);
         return -1;
     }
+    s->host_available = avail;
     s->current = total > avail ? total - avail : 0;
     s->inactive_file = 0;
     return 0;
@@ -577,5 +579,12 @@ int gov_cgroup_sample(struct gov_cgroup *cg, struct gov_cgroup_sample *s, char *
     if (r < 0)
         return -1;
     s->working_set = s->current > s->inactive_file ? s->current - s->inactive_file : 0;
+    if (!s->has_limit && cg->loc.version != GOV_CG_HOST && !cg->meminfo.absent) {
+        /* informative: a failure leaves host_available at 0 (MemTotal rules) */
+        char merr[64];
+        if (file_read(&cg->meminfo, buf, READ_BUF, merr, sizeof(merr)) >= 0 &&
+            gov_parse_meminfo(buf, "MemAvailable", &s->host_available) != 1)
+            s->host_available = 0;
+    }
     return 0;
 }

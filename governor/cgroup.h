@@ -62,6 +62,8 @@ struct gov_cgroup_sample {
     bool has_psi;
     struct gov_psi psi;
     uint64_t host_memtotal;  /* MemTotal of /proc/meminfo */
+    uint64_t host_available; /* MemAvailable, read only when has_limit is false;
+                                0 if unknown */
 };
 
 struct gov_cgroup;

@@ -41,7 +41,11 @@ void gov_effective_limit(const struct gov_cgroup_sample *s, const struct gov_pol
         *limit = p->limit;
         *source = GOV_LIMIT_POLICY;
     } else {
+        /* what the host can still give us: the memory we have plus what is
+         * available, never more than the RAM there is */
         *limit = s->host_memtotal;
+        if (s->host_available && s->current + s->host_available < *limit)
+            *limit = s->current + s->host_available;
         *source = GOV_LIMIT_HOST;
     }
 }
@@ -139,7 +143,13 @@ void gov_decide(const struct gov_reading *r, const struct gov_policy *p,
     }
 
     /* 3. whether it is worth a record, and why */
-    v->limit_changed = st->have_limit && st->last_limit != r->limit;
+    /* a resize is a change of the limit; drift under 1% (the host fallback
+     * moves with MemAvailable) is not */
+    v->limit_changed = st->have_limit &&
+                       (r->limit > st->last_limit ? r->limit - st->last_limit
+                                                  : st->last_limit - r->limit) * 100 >=
+                           st->last_limit &&
+                       st->last_limit != r->limit;
     v->record = v->limit_changed || level != st->level || v->action == GOV_ACT_SHRINK ||
                 v->action == GOV_ACT_RELEASE;
     if (!v->record)
@@ -189,7 +199,8 @@ void gov_engine_commit(struct gov_engine_state *st, const struct gov_verdict *v,
         st->shrunk = true;
         st->last_shrink_ms = now_ms;
     }
-    st->last_limit = r->limit;
+    if (!st->have_limit || v->limit_changed)
+        st->last_limit = r->limit; /* drift accumulates until it is a change */
     st->have_limit = true;
 }
 

@@ -68,7 +68,8 @@ struct gov_verdict {
 };
 
 /* Picks the limit to govern against: the cgroup's when it has one, else the
- * policy's `limit`, else the host's MemTotal. */
+ * policy's `limit`, else what the host can give: min(MemTotal, current +
+ * MemAvailable), so that other processes' memory counts too. */
 void gov_effective_limit(const struct gov_cgroup_sample *s, const struct gov_policy *p,
                          uint64_t *limit, enum gov_limit_source *source);
 

@@ -233,7 +233,12 @@ def test_limit_sources(cgroup, daemons, tmp_path):
     d = daemons(["--cgroup", cgroup.path])
     st = d.status()
     assert st["memory"]["limit_source"] == "host"
-    assert st["memory"]["limit_bytes"] == st["memory"]["host_memtotal_bytes"] > 0
+    # what the host can give: min(MemTotal, current + MemAvailable)
+    mem = st["memory"]
+    assert 0 < mem["host_available_bytes"] < mem["host_memtotal_bytes"]
+    assert mem["limit_bytes"] <= mem["host_memtotal_bytes"]
+    assert abs(mem["limit_bytes"] - (mem["current_bytes"] + mem["host_available_bytes"])) \
+        < 512 * MIB or mem["limit_bytes"] == mem["host_memtotal_bytes"]
     d.stop()
     policy = write_policy(tmp_path / "p.ini", "[memory]\nlimit = 3Gi\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])

@@ -89,6 +89,8 @@ static const struct row rows[] = {
      "the floor"},
     {"limit raised, level unchanged: recorded", N, false, 0, GIB, 5000, PCT(30, GIB), 2 * GIB,
      0, 0, N, GOV_ACT_NONE, 0, true, "limit 1Gi -> 2Gi: working set 15% of 2Gi, level normal"},
+    {"drift under 1% is not a change", N, false, 0, GIB, 5000, PCT(30, GIB), GIB - 10 * MIB,
+     0, 0, N, GOV_ACT_NONE, 0, false, NULL},
     {"first tick is not a limit change", N, false, 0, 0, 5000, PCT(30, GIB), GIB, 0, 0,
      N, GOV_ACT_NONE, 0, false, NULL},
     {"zero limit is critical", N, false, 0, 0, 5000, MIB, 0, 10 * MIB, 0,
@@ -159,9 +161,13 @@ static void signal_and_effective_limit(void **state)
     p.signal = GOV_SIGNAL_CURRENT;
     assert_int_equal(gov_signal_value(&s, &p), 500 * MIB);
 
-    gov_effective_limit(&s, &p, &limit, &src); /* nothing set: host */
+    gov_effective_limit(&s, &p, &limit, &src); /* nothing set: host's MemTotal */
     assert_int_equal(limit, 16 * GIB);
     assert_int_equal(src, GOV_LIMIT_HOST);
+    s.host_available = 2 * GIB; /* others use the rest: what we have + available */
+    gov_effective_limit(&s, &p, &limit, &src);
+    assert_int_equal(limit, 500 * MIB + 2 * GIB);
+    s.host_available = 0;
     p.limit = 2 * GIB; /* policy fallback */
     gov_effective_limit(&s, &p, &limit, &src);
     assert_int_equal(limit, 2 * GIB);
@@ -196,6 +202,15 @@ static void commit_updates_state(void **state)
     v.action = GOV_ACT_HOLD;
     gov_engine_commit(&st, &v, &in, 3000);
     assert_int_equal(st.last_shrink_ms, 2000);
+    /* small drift is not remembered, so it cannot creep past the 1% rule */
+    in.limit = 101;
+    v.limit_changed = false;
+    gov_engine_commit(&st, &v, &in, 4000);
+    assert_int_equal(st.last_limit, 100);
+    in.limit = 150;
+    v.limit_changed = true;
+    gov_engine_commit(&st, &v, &in, 5000);
+    assert_int_equal(st.last_limit, 150);
 }
 
 /* ---- admission ------------------------------------------------------------- */
