@@ -178,17 +178,26 @@ static void reload_policy(struct gov *g, const char *trigger)
         pthread_mutex_unlock(&g->state_lock);
         if (had_error)
             gov_log(LOG_INFO, "reload", "policy file is back to the policy in force", NULL);
+        else if (strcmp(trigger, "SIGHUP") == 0)
+            gov_log(LOG_INFO, "reload", "policy unchanged", "{s:s}", "trigger", trigger);
         free(g->rejected_content);
         g->rejected_content = NULL;
         goto out;
     }
-    if (r < 0 && (content ? same_bytes(content, len, g->rejected_content, g->rejected_content_len)
-                          : false))
-        goto out; /* the same broken file again: reported already */
+    gov_policy_errors_summary(errs, summary, sizeof(summary));
+    if (r < 0) {
+        /* the same broken file, or the same unreadable path: reported already */
+        bool seen;
+        pthread_mutex_lock(&g->state_lock);
+        seen = content ? same_bytes(content, len, g->rejected_content, g->rejected_content_len)
+                       : strcmp(summary, g->status.policy_error) == 0;
+        pthread_mutex_unlock(&g->state_lock);
+        if (seen)
+            goto out;
+    }
 
     if (g->hooks.reload_begin)
         g->hooks.reload_begin(g->hooks.ud);
-    gov_policy_errors_summary(errs, summary, sizeof(summary));
     pthread_mutex_lock(&g->state_lock);
     if (r == 0) {
         g->status.policy = p;
@@ -219,11 +228,7 @@ static void reload_policy(struct gov *g, const char *trigger)
         json_t *lines = json_array();
         for (int i = 0; lines && i < errs->count; i++) {
             char one[512];
-            struct gov_policy_errors single = *errs;
-            single.count = 1;
-            single.dropped = 0;
-            single.e[0] = errs->e[i];
-            gov_policy_errors_summary(&single, one, sizeof(one));
+            gov_policy_error_line(errs, i, one, sizeof(one));
             json_array_append_new(lines, json_string(one));
         }
         gov_log(LOG_ERR, "reload_failed", "policy rejected; previous policy stays in force",

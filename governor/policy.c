@@ -124,6 +124,15 @@ static void format_error(const struct gov_policy_errors *errs, const struct gov_
         snprintf(buf, len, "%s: %s", where, e->what);
 }
 
+void gov_policy_error_line(const struct gov_policy_errors *errs, int i, char *buf, size_t len)
+{
+    if (i < 0 || i >= errs->count) {
+        gov_strlcpy(buf, "", len);
+        return;
+    }
+    format_error(errs, &errs->e[i], buf, len);
+}
+
 void gov_policy_errors_print(const struct gov_policy_errors *errs, FILE *f)
 {
     char line[512];

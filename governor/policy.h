@@ -81,6 +81,9 @@ int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *er
 /* Writes errors one per line as "file:line: key: what". */
 void gov_policy_errors_print(const struct gov_policy_errors *errs, FILE *f);
 
+/* Formats error i as one line "file:line: key: what" into buf. */
+void gov_policy_error_line(const struct gov_policy_errors *errs, int i, char *buf, size_t len);
+
 /* Formats the first error as one line into buf (for /governor and logs);
  * mentions how many more there are. */
 void gov_policy_errors_summary(const struct gov_policy_errors *errs, char *buf, size_t len);
