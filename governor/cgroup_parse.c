@@ -67,57 +67,53 @@ int gov_parse_value(const char *buf, uint64_t *value, bool *unlimited)
     return 0;
 }
 
-int gov_parse_keyed(const char *buf, const char *key, uint64_t *value)
+/* Finds the line that starts with key followed by one of the characters in
+ * seps and returns where its value starts (blanks skipped), or NULL. */
+static const char *find_key(const char *buf, const char *key, const char *seps)
 {
     size_t klen = strlen(key);
-    const char *p = buf;
-
-    while (*p) {
+    for (const char *p = buf; *p;) {
         const char *eol = strchr(p, '\n');
-        if (strncmp(p, key, klen) == 0 && (p[klen] == ' ' || p[klen] == '\t')) {
-            const char *v = skip_blanks(p + klen);
-            uint64_t n;
-            if (!take_u64(&v, &n) || !at_eol(v))
-                return -1;
-            *value = n;
-            return 1;
-        }
+        if (strncmp(p, key, klen) == 0 && p[klen] && strchr(seps, p[klen]))
+            return skip_blanks(p + klen + 1);
         if (!eol)
             break;
         p = eol + 1;
     }
-    return 0;
+    return NULL;
+}
+
+int gov_parse_keyed(const char *buf, const char *key, uint64_t *value)
+{
+    const char *v = find_key(buf, key, " \t");
+    uint64_t n;
+    if (!v)
+        return 0;
+    if (!take_u64(&v, &n) || !at_eol(v))
+        return -1;
+    *value = n;
+    return 1;
 }
 
 int gov_parse_meminfo(const char *buf, const char *key, uint64_t *bytes)
 {
-    size_t klen = strlen(key);
-    const char *p = buf;
-
-    while (*p) {
-        const char *eol = strchr(p, '\n');
-        if (strncmp(p, key, klen) == 0 && p[klen] == ':') {
-            const char *v = skip_blanks(p + klen + 1);
-            uint64_t n;
-            if (!take_u64(&v, &n))
-                return -1;
-            v = skip_blanks(v);
-            if (strncmp(v, "kB", 2) == 0) {
-                if (n > UINT64_MAX / 1024)
-                    return -1;
-                n *= 1024;
-                v += 2;
-            }
-            if (!at_eol(v))
-                return -1;
-            *bytes = n;
-            return 1;
-        }
-        if (!eol)
-            break;
-        p = eol + 1;
+    const char *v = find_key(buf, key, ":");
+    uint64_t n;
+    if (!v)
+        return 0;
+    if (!take_u64(&v, &n))
+        return -1;
+    v = skip_blanks(v);
+    if (strncmp(v, "kB", 2) == 0) {
+        if (n > UINT64_MAX / 1024)
+            return -1;
+        n *= 1024;
+        v += 2;
     }
-    return 0;
+    if (!at_eol(v))
+        return -1;
+    *bytes = n;
+    return 1;
 }
 
 /* Parses "avg10=X avg60=Y avg300=Z total=T" after the "some"/"full" word. */
