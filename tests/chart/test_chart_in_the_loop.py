@@ -83,13 +83,13 @@ class Pod:
         self.gid = sc.get("runAsGroup", psc["runAsGroup"])
         self.port = self.c["ports"][0]["containerPort"]
         self.limit = quantity_bytes(self.c["resources"]["limits"]["memory"])
+        self.configmaps = {}   # volume name -> ConfigMapVolume
         self.cgroup = None
         self.proc = None
 
     def volumes(self):
         """The volume mounts as pod-sandbox --bind arguments; ConfigMaps written."""
         binds = []
-        self.configmaps = {}
         vols = {v["name"]: v for v in self.spec["volumes"]}
         for m in self.c["volumeMounts"]:
             v = vols[m["name"]]

@@ -161,6 +161,14 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
 
 
+def test_pre_stop_sleep_before_kubernetes_1_30(renderer):
+    """Without the sleep action (before 1.30) the preStop hook runs /bin/sleep."""
+    new = container(one(documents(renderer.render("--kube-version", "1.31.0")), "Deployment"))
+    old = container(one(documents(renderer.render("--kube-version", "1.29.0")), "Deployment"))
+    assert new["lifecycle"]["preStop"] == {"sleep": {"seconds": 3}}
+    assert old["lifecycle"]["preStop"] == {"exec": {"command": ["/bin/sleep", "3"]}}
+
+
 def restricted_violations(spec):
     """What in a pod spec breaks the restricted Pod Security Standard."""
     bad = []

@@ -240,6 +240,8 @@ def test_image_config(podman, image):
     r = podman("run", "--rm", "--network", "host", "--entrypoint", "/bin/cat", image,
                "/etc/governor/policy.ini")
     assert r.stdout == (REPO / "policies" / "default.ini").read_text()
+    # the chart's preStop hook before Kubernetes 1.30
+    podman("run", "--rm", "--network", "host", "--entrypoint", "/bin/sleep", image, "0")
 
 
 def start(podman, image, name, policy_text):
