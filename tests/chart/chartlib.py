@@ -106,6 +106,15 @@ def container(deployment):
     return containers[0]
 
 
+def pre_stop_seconds(c):
+    """How long the container's preStop hook sleeps (0 without one)."""
+    pre_stop = c.get("lifecycle", {}).get("preStop", {})
+    if "sleep" in pre_stop:
+        return pre_stop["sleep"]["seconds"]
+    assert not pre_stop, f"teach pre_stop_seconds this preStop hook: {pre_stop}"
+    return 0
+
+
 def port_number(c, port):
     """A probe's or service's port (number or container port name) as a number."""
     if isinstance(port, int):

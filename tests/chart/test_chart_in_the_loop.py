@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from chartlib import (NAMESPACE, POLICIES, Renderer, container, documents, governord, need, one, port_number,
-                      quantity_bytes)
+from chartlib import (NAMESPACE, POLICIES, Renderer, container, documents, governord, need, one,
+                      port_number, pre_stop_seconds, quantity_bytes)
 from kubelet import ConfigMapVolume
 
 HERE = Path(__file__).resolve().parent
@@ -295,9 +295,8 @@ def test_invalid_update_is_refused_and_pod_stays_ready(pod):
 
 
 def test_sigterm_ends_within_the_grace_period(pod):
-    spec, c = pod.spec, pod.c
-    pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    budget = spec["terminationGracePeriodSeconds"] - pre_stop
+    pre_stop = pre_stop_seconds(pod.c)
+    budget = pod.spec["terminationGracePeriodSeconds"] - pre_stop
     t0 = time.monotonic()
     pod.proc.send_signal(signal.SIGTERM)
     rc = pod.proc.wait(timeout=budget)

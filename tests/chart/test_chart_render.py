@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from chartlib import (CHART, NAMESPACE, POLICIES, REPO, container, documents, dockerfile_final_stage,
-                      governord, kinds, one, port_number, validate)
+                      governord, kinds, one, port_number, pre_stop_seconds, validate)
 
 DEFAULT_POLICY = (POLICIES / "default.ini").read_text()
 
@@ -151,8 +151,7 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     # governord exits within 5 s of SIGTERM; the preStop sleep comes first
-    sleep = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-    assert spec["terminationGracePeriodSeconds"] >= sleep + 5
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop_seconds(c) + 5
     assert c["resources"]["limits"]["memory"] == "256Mi"
     # HPA on: the Deployment leaves replicas to the autoscaler
     hpa_docs = documents(renderer.render(*VALUE_SETS["hpa-on"][0]))
@@ -262,7 +261,8 @@ def test_image_agrees_with_the_deployment(default_docs):
     """The Dockerfile's final image runs what the Deployment expects."""
     c = container(one(default_docs, "Deployment"))
     psc = one(default_docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]
-    stage = dict(dockerfile_final_stage())
+    instructions = dockerfile_final_stage()
+    stage = dict(instructions)
     assert json.loads(stage["ENTRYPOINT"]) == c["command"]
     assert str(c["ports"][0]["containerPort"]) in stage["EXPOSE"].split()
     user, _, group = stage["USER"].partition(":")
@@ -270,7 +270,7 @@ def test_image_agrees_with_the_deployment(default_docs):
     assert (int(user), int(group)) == (psc["runAsUser"], psc["runAsGroup"])
     # the image's default policy sits where the chart mounts the ConfigMap
     args = c["args"]
-    copies = [rest.split() for word, rest in dockerfile_final_stage() if word == "COPY"]
+    copies = [rest.split() for word, rest in instructions if word == "COPY"]
     assert ["policies/default.ini", args[args.index("--policy") + 1]] in copies
 
 
