@@ -7,6 +7,8 @@
 #                   integration tests against the real binary, and the real
 #                   kernel test on this machine's memory cgroup
 #   make unit       unit tests only (cmocka)
+#   make test-chart      the Helm chart: rendered, validated, run in the loop
+#   make test-container  the Dockerfile built and run with podman
 #   make clean
 #
 # Variants build into their own directories: build/ (release), build/asan,
@@ -22,6 +24,8 @@ OPT       ?= -O2
 PYTHON    ?= /usr/bin/python3
 # `make V=1` shows the full compiler command lines
 Q         := $(if $(V),,@)
+# shared/ beside the project checkout (chart-render, k8s-validate), else /work/shared
+SHARED_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared) /work/shared)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -50,7 +54,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel clean
+        test-kernel test-chart test-container clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -96,6 +100,8 @@ TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-chart
+TEST_TARGETS += test-container
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -131,6 +137,15 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+test-chart: $(BUILD)/governord
+	SHARED_DIR=$(SHARED_DIR) GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
+	    tests/chart
+
+# about a minute and a half: debootstrap (~25 s), podman build (~25 s), 30 s run
+test-container:
+	@start=$$(date +%s); $(PYTHON) -m pytest -q -rs -s tests/container; rc=$$?; \
+	    echo "make test-container: $$(($$(date +%s) - start)) s"; exit $$rc
 
 clean:
 	rm -rf build

@@ -12,6 +12,11 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+# make test-chart: shared/tools/chart-render (Go, built on first use) and
+# k8s-validate, YAML for the tests, and what the chart-in-the-loop sandbox runs
+CHART_PKGS="python3-yaml python3-jsonschema golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev busybox iproute2"
+# make test-container: the Dockerfile built and run with podman from a debootstrap base
+CONTAINER_PKGS="podman runc debootstrap"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -21,7 +26,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then
