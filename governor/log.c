@@ -171,18 +171,27 @@ static char *journal_field(const char *key, const char *value)
     return s;
 }
 
+/* Where libsystemd sends journal entries (fixed in its sources). */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 /* Sends one entry over the journal's native protocol.  Returns 0, or a
  * negative errno when the journal cannot be reached (the caller then writes
- * the line to stderr instead). */
+ * the line to stderr instead).  sd_journal_sendv() itself reports a missing
+ * socket as success ("fail silently"), hence the check first; a socket
+ * nobody listens on comes back as -ECONNREFUSED. */
 static int emit_journal(int priority, const char *event, const char *msg, json_t *fields)
 {
     size_t cap = json_object_size(fields) + 4, n = 0;
-    struct iovec *iov = calloc(cap, sizeof(*iov));
-    char **strs = calloc(cap, sizeof(*strs));
+    struct iovec *iov = NULL;
+    char **strs = NULL;
     const char *key;
     json_t *v;
     int r = -ENOMEM;
 
+    if (access(JOURNAL_SOCKET, W_OK) < 0)
+        return -errno;
+    iov = calloc(cap, sizeof(*iov));
+    strs = calloc(cap, sizeof(*strs));
     if (!iov || !strs)
         goto out;
     if (asprintf(&strs[n], "MESSAGE=%s", msg) < 0)
