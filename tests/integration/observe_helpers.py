@@ -28,6 +28,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -389,3 +390,95 @@ def promtool_check(text, tmpdir):
                            timeout=60)
     assert r.returncode == 0, (f"promtool check metrics exited {r.returncode}:\n"
                                f"{r.stdout.decode()}{r.stderr.decode()}")
+
+
+# ---- the journal --------------------------------------------------------------------
+
+JOURNAL_HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journal_capture.py")
+
+
+class JournalCapture:
+    """governord under journal_capture.py in a private mount namespace: the
+    test sees every native-protocol entry and what went to stderr."""
+
+    def __init__(self, gov_args, socket_mode="listen", env=None):
+        """socket_mode: listen (a journal), none (no socket file), stale (a
+        socket file nobody listens on)."""
+        mode_args = {"listen": [], "none": ["--no-socket"], "stale": ["--stale-socket"]}
+        cmd = ["unshare", "--mount", "--propagation", "private", "--", sys.executable,
+               JOURNAL_HELPER] + mode_args[socket_mode] + \
+            ["--", GOVERNORD, "--listen", "127.0.0.1:0"] + list(gov_args)
+        self.env = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "GOVERNOR_LOG_FORMAT", "GOVERNOR_LISTEN"):
+            self.env.pop(k, None)
+        if env:
+            self.env.update(env)
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.items = []
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.pid = self.wait_item(lambda i: i["kind"] == "spawned")["pid"]
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.items.append(json.loads(line))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.items)
+
+    def entries(self):
+        return [i for i in self.snapshot() if i["kind"] == "entry"]
+
+    def wait_item(self, pred, timeout=10.0, what="an item"):
+        def find():
+            for i in self.snapshot():
+                if pred(i):
+                    return i
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                raise AssertionError(f"journal_capture exited {self.proc.returncode}: "
+                                     f"{self.proc.stderr.read().decode()}")
+            return None
+        return wait_until(find, timeout, what)
+
+    def wait_entry(self, pred, timeout=10.0, what="a journal entry"):
+        return self.wait_item(lambda i: i["kind"] == "entry" and pred(i["fields"]),
+                              timeout, what)["fields"]
+
+    def stop(self, timeout=15):
+        """SIGTERM to governord (through the helper); returns (exit code, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("journal_capture did not stop")
+        self.reader.join(timeout=5)
+        exit_ = self.wait_item(lambda i: i["kind"] == "exit", 1, "the exit code")
+        stderr = self.wait_item(lambda i: i["kind"] == "stderr", 1, "stderr")
+        return exit_["code"], stderr["data"]
+
+    def kill(self):
+        if self.proc.poll() is not None:
+            return
+        # the helper passes SIGTERM on to governord and exits after it
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        # governord hangs: kill it -- only while it is still the helper's child
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == self.proc.pid:
+                os.kill(self.pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        self.proc.kill()
+        self.proc.wait()
