@@ -4,8 +4,9 @@
 #   make run        install missing build dependencies (as root), build, run
 #                   with the built-in default policy on 0.0.0.0:8080
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
-#                   integration tests against the real binary, and the real
-#                   kernel test on this machine's memory cgroup
+#                   integration tests against the real binary, the real
+#                   kernel test on this machine's memory cgroup, and the
+#                   systemd unit checked offline
 #   make unit       unit tests only (cmocka)
 #   make clean
 #
@@ -47,7 +48,8 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel clean
+.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel \
+        test-systemd clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -88,6 +90,7 @@ TEST_TARGETS += test-asan
 TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-systemd
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -116,6 +119,10 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# contrib/governord.service: systemd-analyze verify and security, offline
+test-systemd: $(BUILD)/governord
+	@scripts/verify-unit.sh $(BUILD)
 
 clean:
 	rm -rf build

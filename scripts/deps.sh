@@ -12,6 +12,9 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+# promtool (/metrics), systemd-analyze (the unit), ip and unshare (journal and
+# unit tests in namespaces of their own)
+OBSERVE_PKGS="prometheus systemd iproute2 util-linux mount"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -21,7 +24,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $OBSERVE_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then
