@@ -82,6 +82,7 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
     uint64_t objects, generation;
     bool acted = v->action == GOV_ACT_SHRINK || v->action == GOV_ACT_RELEASE;
     bool fresh;
+    const char *event;
     char msg[160];
 
     d.wall_ms = gov_wall_ms();
@@ -107,12 +108,18 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
 
     if (!fresh)
         return;
-    if (from != v->level)
+    if (from != v->level) {
+        event = "level_change";
         snprintf(msg, sizeof(msg), "level %s -> %s", gov_level_name(from),
                  gov_level_name(v->level));
-    else
+    } else if (v->action == GOV_ACT_NONE && v->limit_changed) {
+        event = "limit_change";
+        snprintf(msg, sizeof(msg), "limit changed, level %s", gov_level_name(v->level));
+    } else {
+        event = gov_action_name(v->action);
         snprintf(msg, sizeof(msg), "%s at level %s", gov_action_name(v->action),
                  gov_level_name(v->level));
+    }
     if (acted) {
         size_t n = strlen(msg);
         char q[16];
@@ -125,8 +132,7 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
     }
     /* "level" is the log line's severity: the governor's levels are
      * from_level and governor_level */
-    gov_log(v->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO,
-            from != v->level ? "level_change" : gov_action_name(v->action), msg,
+    gov_log(v->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO, event, msg,
             "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "from_level",
             gov_level_name(from), "governor_level", gov_level_name(v->level), "action",
             gov_action_name(v->action), "reason", d.reason, "usage_bytes", (json_int_t)d.usage,

@@ -68,6 +68,8 @@ def test_json_lines_carry_the_documented_fields(work, start):
     g.wait_record("signal")
     cg.set_usage(100 * MIB)
     g.wait_record("level_change", lambda r: r.get("governor_level") == "normal")
+    cg.write("memory.max", f"{2 * GIB}\n")  # an in-place pod resize
+    g.wait_record("limit_change")
     assert g.stop() == 0
     t1 = time.time()
 
@@ -119,6 +121,10 @@ def test_json_lines_carry_the_documented_fields(work, start):
     down = one("level_change", governor_level="normal")
     assert down["level"] == "info" and down["from_level"] == "high"
     assert down["policy_generation"] == 2 and "exit" in down["reason"]
+
+    resized = one("limit_change")
+    assert resized["level"] == "info" and resized["governor_level"] == "normal"
+    assert resized["reason"].startswith("limit 1Gi -> 2Gi: ") and resized["limit_bytes"] == 2 * GIB
 
     one("signal")
     assert [r["event"] for r in recs][-2:] == ["stop", "exit"]
