@@ -80,12 +80,12 @@ static enum MHD_Result send_body(struct http_server *s, struct MHD_Connection *c
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
     enum MHD_Result r;
 
-    atomic_fetch_add_explicit(&s->responses[route][code_slot(status)], 1, memory_order_relaxed);
     if (!resp) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(body);
         return MHD_NO;
     }
+    atomic_fetch_add_explicit(&s->responses[route][code_slot(status)], 1, memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (no_store)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
