@@ -6,7 +6,7 @@
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
 #                   integration tests against the real binary, the real
 #                   kernel test on this machine's memory cgroup, and the
-#                   systemd unit checked offline
+#                   systemd unit, offline and under systemd in a VM
 #   make unit       unit tests only (cmocka)
 #   make clean
 #
@@ -120,9 +120,11 @@ test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
 
-# contrib/governord.service: systemd-analyze verify and security, offline
+# contrib/governord.service: systemd-analyze verify and security offline, then
+# the unit as written under a real systemd 252 in a QEMU VM (~30 s)
 test-systemd: $(BUILD)/governord
-	@scripts/verify-unit.sh $(BUILD)
+	@tests/systemd/verify-unit.sh $(BUILD)
+	@tests/systemd/vm.sh $(BUILD)
 
 clean:
 	rm -rf build

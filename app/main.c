@@ -364,7 +364,7 @@ int main(int argc, char **argv)
     }
     {
         struct gov_status *st = malloc(sizeof(*st));
-        char text[96] = "governing";
+        char text[96] = "governing";  /* without memory for a snapshot */
         if (st) {
             gov_status(g, st);
             gov_log(LOG_INFO, "start", "governord listening", "{s:s, s:s, s:i, s:s, s:s, s:s}",
@@ -373,6 +373,8 @@ int main(int argc, char **argv)
                     gov_cg_version_name(st->cgroup.version), "cgroup", st->cgroup.how);
             if (st->sample_ok)
                 level_text(st->level, st->usage, st->limit, text, sizeof(text));
+            else
+                snprintf(text, sizeof(text), "paused: %.80s", st->sample_error);
             free(st);
         }
         /* the socket listens and a policy is in force */

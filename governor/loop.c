@@ -524,6 +524,17 @@ void *gov_loop_thread(void *arg)
     char err[256] = "";
     int r = loop_setup(g, err, sizeof(err));
 
+    if (r == 0) {
+        gov_log(LOG_INFO, "governor_start", "governor loop running",
+                "{s:s, s:s, s:s, s:s, s:I}", "cgroup_version",
+                gov_cg_version_name(g->status.cgroup.version), "cgroup", g->status.cgroup.how,
+                "events_watch", g->status.events_watch, "pressure_trigger",
+                g->status.pressure_trigger, "interval_ms", (json_int_t)g->policy.interval_ms);
+        /* the first sample is taken before gov_start() returns, so that the
+         * status (sd_notify READY=1, /readyz) has a level and a usage */
+        governor_tick(g);
+    }
+
     pthread_mutex_lock(&g->start_lock);
     g->start_result = r < 0 ? -1 : 0;
     gov_strlcpy(g->start_error, err, sizeof(g->start_error));
@@ -531,12 +542,6 @@ void *gov_loop_thread(void *arg)
     pthread_mutex_unlock(&g->start_lock);
 
     if (r == 0) {
-        gov_log(LOG_INFO, "governor_start", "governor loop running",
-                "{s:s, s:s, s:s, s:s, s:I}", "cgroup_version",
-                gov_cg_version_name(g->status.cgroup.version), "cgroup", g->status.cgroup.how,
-                "events_watch", g->status.events_watch, "pressure_trigger",
-                g->status.pressure_trigger, "interval_ms", (json_int_t)g->policy.interval_ms);
-        governor_tick(g);
         r = sd_event_loop(g->event);
         if (r < 0)
             gov_log(LOG_ERR, "governor_stop", "event loop failed", "{s:s}", "error",

@@ -12,9 +12,10 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
-# promtool (/metrics), systemd-analyze (the unit), ip and unshare (journal and
-# unit tests in namespaces of their own)
-OBSERVE_PKGS="prometheus systemd iproute2 util-linux mount"
+# promtool (/metrics); systemd-analyze and systemd itself (the unit, offline
+# and in a QEMU VM booted from an initramfs: qemu, cpio, kill for ExecReload);
+# ip and unshare (tests in namespaces of their own)
+OBSERVE_PKGS="prometheus systemd qemu-system-x86 cpio procps iproute2 util-linux mount"
 
 list=false
 if [ "${1:-}" = "--list" ]; then

@@ -1,7 +1,7 @@
 #!/bin/sh
 # verify-unit.sh -- check contrib/governord.service the way systemd reads it.
 #
-#   scripts/verify-unit.sh BUILD_DIR
+#   tests/systemd/verify-unit.sh BUILD_DIR
 #
 # systemd-analyze runs offline against a root directory laid out like an
 # installed system: the distribution's units (/usr/lib/systemd/system, for
@@ -15,7 +15,7 @@
 #   - the ExecStart command line does not start governord.
 set -eu
 build=${1:?usage: $0 BUILD_DIR}
-unit=contrib/governord.service
+unit=$(cd "$(dirname "$0")/../.." && pwd)/contrib/governord.service
 root=$(mktemp -d "/tmp/governord-unit-$$-XXXXXX")
 trap 'rm -rf "$root"' EXIT INT TERM
 
