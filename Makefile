@@ -4,8 +4,9 @@
 #   make run        install missing build dependencies (as root), build, run
 #                   with the built-in default policy on 0.0.0.0:8080
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
-#                   integration tests against the real binary, and the real
-#                   kernel test on this machine's memory cgroup
+#                   integration tests against the real binary, the real
+#                   kernel test on this machine's memory cgroup, and the
+#                   systemd unit, offline and under systemd in a VM
 #   make unit       unit tests only (cmocka)
 #   make test-chart      the Helm chart: rendered, validated, run in the loop
 #   make test-container  the Dockerfile built and run with podman
@@ -44,7 +45,7 @@ LDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread $(SAN) $(EXTRA_LDFLAGS)
 LIBS     := $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard governor/*.c)
-APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c
+APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c app/metrics.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
@@ -54,7 +55,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-container clean
+        test-kernel test-chart test-container test-systemd clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -102,6 +103,7 @@ TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
 TEST_TARGETS += test-chart
 TEST_TARGETS += test-container
+TEST_TARGETS += test-systemd
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -146,6 +148,12 @@ test-chart: $(BUILD)/governord
 test-container:
 	@start=$$(date +%s); $(PYTHON) -m pytest -q -rs -s tests/container; rc=$$?; \
 	    echo "make test-container: $$(($$(date +%s) - start)) s"; exit $$rc
+
+# contrib/governord.service: systemd-analyze verify and security offline, then
+# the unit as written under a real systemd 252 in a QEMU VM (~30 s)
+test-systemd: $(BUILD)/governord
+	@tests/systemd/verify-unit.sh $(BUILD)
+	@tests/systemd/vm.sh $(BUILD)
 
 clean:
 	rm -rf build

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "routes.h"
 #include "util.h"
 
@@ -36,25 +37,55 @@ struct http_server {
     const struct app_info *app;
     atomic_uint_fast64_t counter;  /* /counter's N: one per request, never repeated */
     atomic_int inflight;           /* requests begun and not yet completed */
+    /* responses by route and status code slot, for /metrics: one relaxed
+     * increment per response keeps the /counter path cheap */
+    atomic_uint_fast64_t responses[ROUTE_COUNT][HTTP_NCODES];
     uint16_t port;
 };
+
+static const unsigned counted_codes[HTTP_NCODES] = {200, 404, 405, 500, 503, 0};
+
+unsigned http_code_at(unsigned i)
+{
+    return i < HTTP_NCODES ? counted_codes[i] : 0;
+}
+
+static unsigned code_slot(unsigned status)
+{
+    for (unsigned i = 0; i < HTTP_NCODES - 1; i++)
+        if (counted_codes[i] == status)
+            return i;
+    return HTTP_NCODES - 1;
+}
+
+void http_get_stats(const struct http_server *s, struct http_stats *out)
+{
+    out->counter = atomic_load_explicit(&s->counter, memory_order_relaxed);
+    for (unsigned r = 0; r < ROUTE_COUNT; r++)
+        for (unsigned c = 0; c < HTTP_NCODES; c++)
+            out->requests[r][c] =
+                atomic_load_explicit(&s->responses[r][c], memory_order_relaxed);
+}
 
 /* Marks a connection's request as begun (the first handler call). */
 static const char request_seen;
 
 /* ---- responses ------------------------------------------------------------ */
 
-static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *type,
-                                 void *body, size_t len, enum MHD_ResponseMemoryMode mode,
-                                 bool no_store)
+/* Queues a response and counts it under its route and status code. */
+static enum MHD_Result send_body(struct http_server *s, struct MHD_Connection *conn,
+                                 enum route route, unsigned status, const char *type, void *body,
+                                 size_t len, enum MHD_ResponseMemoryMode mode, bool no_store)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
     enum MHD_Result r;
+
     if (!resp) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(body);
         return MHD_NO;
     }
+    atomic_fetch_add_explicit(&s->responses[route][code_slot(status)], 1, memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (no_store)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -65,11 +96,11 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, c
     return r;
 }
 
-static enum MHD_Result send_static(struct MHD_Connection *conn, unsigned status,
-                                   const char *text)
+static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection *conn,
+                                   enum route route, unsigned status, const char *text)
 {
-    return send_body(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
-                     MHD_RESPMEM_PERSISTENT, true);
+    return send_body(s, conn, route, status, "text/plain; charset=utf-8", (void *)text,
+                     strlen(text), MHD_RESPMEM_PERSISTENT, true);
 }
 
 /* ---- handlers ------------------------------------------------------------- */
@@ -79,8 +110,8 @@ static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connecti
     char buf[48];
     uint64_t n = atomic_fetch_add(&s->counter, 1) + 1;
     int len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
-    return send_body(conn, MHD_HTTP_OK, "text/plain; charset=utf-8", buf, (size_t)len,
-                     MHD_RESPMEM_MUST_COPY, true);
+    return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
+                     (size_t)len, MHD_RESPMEM_MUST_COPY, true);
 }
 
 static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
@@ -89,14 +120,16 @@ static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connect
     size_t len = 0;
     char *body;
     if (!st)
-        return send_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return send_static(s, conn, ROUTE_GOVERNOR, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "out of memory\n");
     gov_status(s->gov, st);
     body = render_governor_json(st, s->app, &len);
     free(st);
     if (!body)
-        return send_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-    return send_body(conn, MHD_HTTP_OK, "application/json", body, len, MHD_RESPMEM_MUST_FREE,
-                     true);
+        return send_static(s, conn, ROUTE_GOVERNOR, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "out of memory\n");
+    return send_body(s, conn, ROUTE_GOVERNOR, MHD_HTTP_OK, "application/json", body, len,
+                     MHD_RESPMEM_MUST_FREE, true);
 }
 
 static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connection *conn)
@@ -104,29 +137,39 @@ static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connectio
     char why[400], body[440];
     int len;
     if (gov_ready(s->gov, why, sizeof(why)))
-        return send_static(conn, MHD_HTTP_OK, "ready\n");
+        return send_static(s, conn, ROUTE_READYZ, MHD_HTTP_OK, "ready\n");
     len = snprintf(body, sizeof(body), "not ready: %s\n", why);
-    return send_body(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", body,
-                     (size_t)MIN(len, (int)sizeof(body) - 1), MHD_RESPMEM_MUST_COPY, true);
+    return send_body(s, conn, ROUTE_READYZ, MHD_HTTP_SERVICE_UNAVAILABLE,
+                     "text/plain; charset=utf-8", body, (size_t)MIN(len, (int)sizeof(body) - 1),
+                     MHD_RESPMEM_MUST_COPY, true);
 }
 
-static enum MHD_Result handle_index(struct MHD_Connection *conn)
+static enum MHD_Result handle_index(struct http_server *s, struct MHD_Connection *conn)
 {
     static const char page[] =
         "governord: GET /counter, /governor, /metrics, /healthz, /readyz\n";
-    return send_static(conn, MHD_HTTP_OK, page);
+    return send_static(s, conn, ROUTE_INDEX, MHD_HTTP_OK, page);
 }
 
 static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connection *conn)
 {
-    char buf[256];
-    int len = snprintf(buf, sizeof(buf),
-                       "# HELP governor_counter_value Last value served by /counter.\n"
-                       "# TYPE governor_counter_value gauge\n"
-                       "governor_counter_value %llu\n",
-                       (unsigned long long)atomic_load(&s->counter));
-    return send_body(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf,
-                     (size_t)len, MHD_RESPMEM_MUST_COPY, true);
+    struct gov_status *st = malloc(sizeof(*st));
+    struct http_stats *hs = malloc(sizeof(*hs));
+    size_t len = 0;
+    char *body = NULL;
+
+    if (st && hs) {
+        gov_status(s->gov, st);
+        http_get_stats(s, hs);
+        body = metrics_render(st, s->app, hs, &len);
+    }
+    free(st);
+    free(hs);
+    if (!body)
+        return send_static(s, conn, ROUTE_METRICS, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "out of memory\n");
+    return send_body(s, conn, ROUTE_METRICS, MHD_HTTP_OK, METRICS_CONTENT_TYPE, body, len,
+                     MHD_RESPMEM_MUST_FREE, true);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -151,9 +194,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     status = route_precheck(method, url, &route);
     if (status == 404)
-        return send_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+        return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
     if (status == 405)
-        return send_static(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        return send_static(s, conn, route, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 
     switch (route) {
     case ROUTE_COUNTER:
@@ -163,15 +206,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case ROUTE_METRICS:
         return handle_metrics(s, conn);
     case ROUTE_HEALTHZ:
-        return gov_alive(s->gov) ? send_static(conn, MHD_HTTP_OK, "ok\n")
-                                 : send_static(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                               "governor loop stalled\n");
+        return gov_alive(s->gov)
+                   ? send_static(s, conn, ROUTE_HEALTHZ, MHD_HTTP_OK, "ok\n")
+                   : send_static(s, conn, ROUTE_HEALTHZ, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "governor loop stalled\n");
     case ROUTE_READYZ:
         return handle_readyz(s, conn);
     case ROUTE_INDEX:
-        return handle_index(conn);
+        return handle_index(s, conn);
     default:
-        return send_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+        return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
     }
 }
 

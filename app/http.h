@@ -2,8 +2,8 @@
  *
  * Serves /counter, /governor, /metrics, /healthz, /readyz and / from a pool
  * of threads with epoll.  Handlers read copies of the governor's state; the
- * only state the server owns is the request counter and its own statistics,
- * both atomics. */
+ * only state the server owns is the request counter and its own statistics
+ * (responses by path and status code, for /metrics), all atomics. */
 #ifndef APP_HTTP_H
 #define APP_HTTP_H
 
@@ -12,8 +12,25 @@
 
 #include "governor.h"
 #include "render.h"
+#include "routes.h"
 
 struct http_server;
+
+/* Status codes counted per path: 200, 404, 405, 500, 503 and a last slot
+ * for any other code.  Responses libmicrohttpd makes by itself (400, 413,
+ * 414, 431 for malformed or over-long requests) never reach a handler and
+ * are not counted. */
+#define HTTP_NCODES 6
+
+/* The status code counted in slot i, 0 for the "other" slot. */
+unsigned http_code_at(unsigned i);
+
+/* A copy of the server's statistics, for /metrics. */
+struct http_stats {
+    uint64_t counter;                            /* last value /counter served */
+    uint64_t requests[ROUTE_COUNT][HTTP_NCODES]; /* responses by route and code slot;
+                                                    ROUTE_NOT_FOUND = unknown paths */
+};
 
 struct http_config {
     const char *listen;   /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" */
@@ -32,6 +49,10 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
 
 /* The port actually bound (useful with port 0). */
 uint16_t http_port(const struct http_server *s);
+
+/* Copies the statistics (relaxed atomic loads: each figure is exact, the
+ * set is not one instant). */
+void http_get_stats(const struct http_server *s, struct http_stats *out);
 
 /* Stops accepting, lets in-flight responses finish (at most grace_ms), then
  * closes every connection and frees the server. */

@@ -27,6 +27,7 @@
 #include "embedded.h"
 #include "governor.h"
 #include "http.h"
+#include "metrics.h"
 #include "render.h"
 #include "util.h"
 
@@ -250,28 +251,46 @@ static const char *choose_policy(const struct options *o)
     return NULL;
 }
 
-/* sd_notify hooks: STATUS on level changes, RELOADING/READY around reloads. */
+/* ---- sd_notify -------------------------------------------------------------
+ * Every call is a no-op without NOTIFY_SOCKET (as in a pod).  The hooks run
+ * on the governor thread; sd_notify() opens its own socket per call, so
+ * calls from the main thread and the governor thread never share state. */
+
+/* "level normal, usage 100Mi of 1Gi" */
+static void level_text(enum gov_level level, uint64_t usage, uint64_t limit, char *buf,
+                       size_t len)
+{
+    char u[16], l[16];
+    snprintf(buf, len, "level %s, usage %s of %s", gov_level_name(level),
+             gov_quantity_format(usage, u, sizeof(u)), gov_quantity_format(limit, l, sizeof(l)));
+}
+
+/* STATUS= on every level change. */
 static void notify_level(void *ud, enum gov_level from, enum gov_level to, uint64_t usage,
                          uint64_t limit)
 {
-    char u[16], l[16];
+    char text[96];
     (void)ud;
     (void)from;
-    sd_notifyf(0, "STATUS=level %s, usage %s of %s", gov_level_name(to),
-               gov_quantity_format(usage, u, sizeof(u)), gov_quantity_format(limit, l, sizeof(l)));
+    level_text(to, usage, limit, text, sizeof(text));
+    sd_notifyf(0, "STATUS=%s", text);
 }
 
+/* RELOADING=1 with the CLOCK_MONOTONIC time, which systemd 253+ uses to
+ * match the reload to its SIGHUP (older versions ignore the field). */
 static void notify_reload_begin(void *ud)
 {
     (void)ud;
-    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)gov_now_usec());
+    sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the policy\nMONOTONIC_USEC=%llu",
+               (unsigned long long)gov_now_usec());
 }
 
 static void notify_reload_end(void *ud, bool ok, uint64_t generation)
 {
     (void)ud;
-    sd_notifyf(0, "READY=1\nSTATUS=policy generation %llu %s", (unsigned long long)generation,
-               ok ? "loaded" : "rejected; previous policy in force");
+    sd_notifyf(0, "READY=1\nSTATUS=policy generation %llu in force%s",
+               (unsigned long long)generation,
+               ok ? "" : "; the new policy was rejected");
 }
 
 int main(int argc, char **argv)
@@ -284,7 +303,7 @@ int main(int argc, char **argv)
     struct collector *col = NULL;
     struct http_server *http = NULL;
     sigset_t sigs;
-    char err[512];
+    char err[512] = "";
     int r, exit_code = 1;
 
     r = parse_args(argc, argv, &o);
@@ -307,6 +326,8 @@ int main(int argc, char **argv)
     app.pod_namespace = getenv("POD_NAMESPACE");
     app.node_name = getenv("NODE_NAME");
     app.start_wall_ms = gov_wall_ms();
+    if (metrics_process_start_time(&app.process_start_s) < 0)
+        app.process_start_s = 0; /* /metrics falls back to start_wall_ms */
 
     gcfg.cgroup_dir = o.cgroup;
     gcfg.policy_path = choose_policy(&o);
@@ -321,7 +342,8 @@ int main(int argc, char **argv)
     }
     col = collector_new(g);
     if (!col) {
-        gov_log(LOG_ERR, "start_failed", "cannot create the collector", NULL);
+        snprintf(err, sizeof(err), "cannot create the collector");
+        gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
     if (gov_start(g, err, sizeof(err)) < 0) {
@@ -336,21 +358,28 @@ int main(int argc, char **argv)
         goto out;
     }
     if (collector_start(col) < 0) {
-        gov_log(LOG_ERR, "start_failed", "cannot start the collector thread", NULL);
+        snprintf(err, sizeof(err), "cannot start the collector thread");
+        gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
     {
         struct gov_status *st = malloc(sizeof(*st));
+        char text[96] = "governing";  /* without memory for a snapshot */
         if (st) {
             gov_status(g, st);
             gov_log(LOG_INFO, "start", "governord listening", "{s:s, s:s, s:i, s:s, s:s, s:s}",
                     "version", GOVERNOR_VERSION, "listen", o.listen, "port",
                     (int)http_port(http), "policy", st->policy_source, "cgroup_version",
                     gov_cg_version_name(st->cgroup.version), "cgroup", st->cgroup.how);
+            if (st->sample_ok)
+                level_text(st->level, st->usage, st->limit, text, sizeof(text));
+            else
+                snprintf(text, sizeof(text), "paused: %.80s", st->sample_error);
             free(st);
         }
+        /* the socket listens and a policy is in force */
+        sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", text, (unsigned long)getpid());
     }
-    sd_notifyf(0, "READY=1\nSTATUS=governing\nMAINPID=%lu", (unsigned long)getpid());
 
     for (;;) {
         siginfo_t si;
@@ -370,10 +399,12 @@ int main(int argc, char **argv)
                 NULL);
         break;
     }
-    sd_notify(0, "STOPPING=1");
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     exit_code = 0;
 
 out:
+    if (exit_code != 0)
+        sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
     gov_stop(g);

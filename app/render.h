@@ -14,6 +14,7 @@ struct app_info {
     const char *version;
     const char *pod_name, *pod_namespace, *node_name; /* NULL when unset */
     int64_t start_wall_ms;
+    double process_start_s;   /* the process's real start (Unix seconds), 0 if unknown */
 };
 
 /* GET /governor: the JSON status document.  Returns NULL on out of memory. */

@@ -269,12 +269,17 @@ bool gov_admit(struct gov *g, uint64_t bytes)
         fresh = gov_declog_push(&g->declog, &d);
         pthread_mutex_unlock(&g->state_lock);
 
+        /* "level" is the log line's severity: the governor's is governor_level */
         if (fresh)
             gov_log(d.action == GOV_ACT_REFUSE ? LOG_WARNING : LOG_INFO, gov_action_name(d.action),
-                    d.reason, "{s:s, s:I, s:I, s:I, s:I, s:b}", "level", gov_level_name(level),
-                    "usage_bytes", (json_int_t)d.usage, "limit_bytes", (json_int_t)d.limit,
-                    "released_bytes", (json_int_t)released, "buffer_bytes",
-                    (json_int_t)d.buffer_after, "dry_run", d.dry_run);
+                    d.action == GOV_ACT_REFUSE ? "admission: allocation refused"
+                                               : "admission: old blocks evicted",
+                    "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "governor_level",
+                    gov_level_name(level), "reason", d.reason, "action",
+                    gov_action_name(d.action), "request_bytes", (json_int_t)bytes, "usage_bytes",
+                    (json_int_t)d.usage, "limit_bytes", (json_int_t)d.limit, "released_bytes",
+                    (json_int_t)released, "buffer_bytes", (json_int_t)d.buffer_after, "dry_run",
+                    d.dry_run);
     }
     pthread_mutex_unlock(&g->admit_lock);
     return a.admit;

@@ -120,7 +120,8 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen);
 /* Registers a cache; at most 8, and only before gov_start().  Returns 0/-1. */
 int gov_register_shrinker(struct gov *g, const struct gov_shrinker *s);
 
-/* Starts the governor thread.  Returns 0, or -1 with err. */
+/* Starts the governor thread and waits for its first sample (the status is
+ * complete when it returns).  Returns 0, or -1 with err. */
 int gov_start(struct gov *g, char *err, size_t errlen);
 
 /* Stops and joins the governor thread (idempotent). */

@@ -8,11 +8,13 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-journal.h>
@@ -110,6 +112,25 @@ static void emit_json(json_t *obj)
     free(with_nl);
 }
 
+/* Writes s for a text line: control characters escaped, so that one event
+ * stays one line. */
+static void text_escaped(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else
+            fputc(c, f);
+    }
+}
+
 static void emit_text(const char *time, int priority, const char *event, const char *msg,
                       json_t *fields)
 {
@@ -121,11 +142,14 @@ static void emit_text(const char *time, int priority, const char *event, const c
 
     if (!f)
         return;
-    fprintf(f, "%s %-7s %s: %s", time, priority_name(priority), event, msg);
+    fprintf(f, "%s %-7s %s: ", time, priority_name(priority), event);
+    text_escaped(f, msg);
     json_object_foreach(fields, key, v) {
         char *s = value_text(v);
-        bool quote = s && (strchr(s, ' ') || !*s);
-        fprintf(f, " %s=%s%s%s", key, quote ? "\"" : "", s ? s : "?", quote ? "\"" : "");
+        bool quote = !s || !*s || strpbrk(s, " \"=\\") || strpbrk(s, "\n\t\r");
+        fprintf(f, " %s=%s", key, quote ? "\"" : "");
+        text_escaped(f, s ? s : "?");
+        fputs(quote ? "\"" : "", f);
         free(s);
     }
     fputc('\n', f);
@@ -134,52 +158,91 @@ static void emit_text(const char *time, int priority, const char *event, const c
     free(buf);
 }
 
-static void emit_journal(int priority, const char *event, const char *msg, json_t *fields)
+/* Journal field name for a key: upper case, '_' for anything else than
+ * letters and digits, prefixed GOVERNOR_ unless it already is. */
+static char *journal_field(const char *key, const char *value)
 {
-    struct iovec iov[40];
-    char *strs[40];
-    int n = 0;
+    char *s, *p;
+    bool prefixed = strncasecmp(key, "governor_", 9) == 0;
+    if (asprintf(&s, "%s%s=%s", prefixed ? "" : "GOVERNOR_", key, value) < 0)
+        return NULL;
+    for (p = s; *p != '='; p++)
+        *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    return s;
+}
+
+/* Where libsystemd sends journal entries (fixed in its sources). */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+/* Sends one entry over the journal's native protocol.  Returns 0, or a
+ * negative errno when the journal cannot be reached (the caller then writes
+ * the line to stderr instead).  sd_journal_sendv() itself reports a missing
+ * socket as success ("fail silently"), hence the check first; a socket
+ * nobody listens on comes back as -ECONNREFUSED. */
+static int emit_journal(int priority, const char *event, const char *msg, json_t *fields)
+{
+    size_t cap = json_object_size(fields) + 4, n = 0;
+    struct iovec *iov = NULL;
+    char **strs = NULL;
     const char *key;
     json_t *v;
+    int r = -ENOMEM;
 
+    if (access(JOURNAL_SOCKET, W_OK) < 0)
+        return -errno;
+    iov = calloc(cap, sizeof(*iov));
+    strs = calloc(cap, sizeof(*strs));
+    if (!iov || !strs)
+        goto out;
     if (asprintf(&strs[n], "MESSAGE=%s", msg) < 0)
-        return;
+        goto out;
     n++;
-    if (asprintf(&strs[n], "PRIORITY=%d", priority) >= 0)
-        n++;
-    if (asprintf(&strs[n], "GOVERNOR_EVENT=%s", event) >= 0)
-        n++;
-    if (asprintf(&strs[n], "SYSLOG_IDENTIFIER=governord") >= 0)
-        n++;
+    if (asprintf(&strs[n], "PRIORITY=%d", priority) < 0)
+        goto out;
+    n++;
+    if (asprintf(&strs[n], "GOVERNOR_EVENT=%s", event) < 0)
+        goto out;
+    n++;
+    if (asprintf(&strs[n], "SYSLOG_IDENTIFIER=governord") < 0)
+        goto out;
+    n++;
     json_object_foreach(fields, key, v) {
-        char *s, *p;
-        if (n >= (int)ARRAY_SIZE(strs))
-            break;
-        s = value_text(v);
-        if (!s)
-            continue;
-        if (asprintf(&strs[n], "GOVERNOR_%s=%s", key, s) >= 0) {
-            /* journal field names: upper case letters, digits, underscore */
-            for (p = strs[n]; *p != '='; p++)
-                *p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-            n++;
+        char *s = value_text(v);
+        if (!s || n >= cap || !(strs[n] = journal_field(key, s))) {
+            free(s);
+            goto out;
         }
         free(s);
+        n++;
     }
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         iov[i].iov_base = strs[i];
         iov[i].iov_len = strlen(strs[i]);
     }
-    sd_journal_sendv(iov, n);
-    for (int i = 0; i < n; i++)
+    r = sd_journal_sendv(iov, (int)n);
+out:
+    for (size_t i = 0; strs && i < n; i++)
         free(strs[i]);
+    free(strs);
+    free(iov);
+    return r;
+}
+
+/* The four keys every line has; a field with one of these names is renamed
+ * field_<name> so that it cannot overwrite them. */
+static bool reserved_key(const char *key)
+{
+    return strcmp(key, "time") == 0 || strcmp(key, "level") == 0 ||
+           strcmp(key, "event") == 0 || strcmp(key, "msg") == 0;
 }
 
 void gov_log(int priority, const char *event, const char *msg, const char *fields, ...)
 {
     char time[32];
-    json_t *obj, *extra = NULL;
+    json_t *obj, *extra = NULL, *v;
     json_error_t jerr;
+    const char *key;
+    bool packed = true;
 
     if (priority > log_max_priority)
         return;
@@ -188,6 +251,7 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
         va_start(ap, fields);
         extra = json_vpack_ex(&jerr, 0, fields, ap);
         va_end(ap);
+        packed = extra != NULL;
     }
     if (!extra)
         extra = json_object();
@@ -196,6 +260,8 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
         write_all("\n", 1);
         return;
     }
+    if (!packed) /* a programming error, but never lose the line */
+        json_object_set_new(extra, "log_error", json_string(jerr.text));
     gov_format_rfc3339(gov_wall_ms(), time, sizeof(time));
 
     switch (log_format) {
@@ -203,16 +269,26 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
         emit_text(time, priority, event, msg, extra);
         break;
     case GOV_LOG_JOURNAL:
-        emit_journal(priority, event, msg, extra);
-        break;
+        if (emit_journal(priority, event, msg, extra) >= 0)
+            break;
+        /* the journal is unreachable: stderr (often the journal's stream) */
+        /* fall through */
     default:
         obj = json_pack("{s:s, s:s, s:s, s:s}", "time", time, "level", priority_name(priority),
                         "event", event, "msg", msg);
-        if (obj) {
-            json_object_update(obj, extra);
-            emit_json(obj);
-            json_decref(obj);
+        if (!obj)
+            break;
+        json_object_foreach(extra, key, v) {
+            char renamed[80];
+            if (reserved_key(key)) {
+                snprintf(renamed, sizeof(renamed), "field_%s", key);
+                json_object_set(obj, renamed, v);
+            } else {
+                json_object_set(obj, key, v);
+            }
         }
+        emit_json(obj);
+        json_decref(obj);
         break;
     }
     json_decref(extra);

@@ -80,9 +80,11 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
                    const struct gov_reading *r, uint64_t released)
 {
     struct gov_decision d = {0};
-    uint64_t objects;
+    uint64_t objects, generation;
     bool acted = v->action == GOV_ACT_SHRINK || v->action == GOV_ACT_RELEASE;
     bool fresh;
+    const char *event;
+    char msg[160];
 
     d.wall_ms = gov_wall_ms();
     d.from = from;
@@ -102,16 +104,43 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
         g->status.counters.released_bytes[v->level] += released;
     }
     fresh = gov_declog_push(&g->declog, &d);
+    generation = g->status.policy_generation;
     pthread_mutex_unlock(&g->state_lock);
 
-    if (fresh)
-        gov_log(v->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO,
-                from != v->level ? "level_change" : gov_action_name(v->action), d.reason,
-                "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "from", gov_level_name(from), "level",
-                gov_level_name(v->level), "action", gov_action_name(v->action), "usage_bytes",
-                (json_int_t)d.usage, "limit_bytes", (json_int_t)d.limit, "released_bytes",
-                (json_int_t)released, "buffer_bytes", (json_int_t)d.buffer_after, "dry_run",
-                d.dry_run);
+    if (!fresh)
+        return;
+    if (from != v->level) {
+        event = "level_change";
+        snprintf(msg, sizeof(msg), "level %s -> %s", gov_level_name(from),
+                 gov_level_name(v->level));
+    } else if (v->action == GOV_ACT_NONE && v->limit_changed) {
+        event = "limit_change";
+        snprintf(msg, sizeof(msg), "limit changed, level %s", gov_level_name(v->level));
+    } else {
+        event = gov_action_name(v->action);
+        snprintf(msg, sizeof(msg), "%s at level %s", gov_action_name(v->action),
+                 gov_level_name(v->level));
+    }
+    if (acted) {
+        size_t n = strlen(msg);
+        char q[16];
+        if (d.dry_run)
+            snprintf(msg + n, sizeof(msg) - n, ", would release %s (observe mode)",
+                     gov_quantity_format(d.would_release, q, sizeof(q)));
+        else
+            snprintf(msg + n, sizeof(msg) - n, ", released %s",
+                     gov_quantity_format(released, q, sizeof(q)));
+    }
+    /* "level" is the log line's severity: the governor's levels are
+     * from_level and governor_level */
+    gov_log(v->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO, event, msg,
+            "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "from_level",
+            gov_level_name(from), "governor_level", gov_level_name(v->level), "action",
+            gov_action_name(v->action), "reason", d.reason, "usage_bytes", (json_int_t)d.usage,
+            "limit_bytes", (json_int_t)d.limit, "released_bytes", (json_int_t)released,
+            "would_release_bytes", (json_int_t)d.would_release, "buffer_bytes",
+            (json_int_t)d.buffer_after, "dry_run", d.dry_run, "policy_generation",
+            (json_int_t)generation);
 }
 
 /* ---- the tick ---------------------------------------------------------------- */
@@ -154,20 +183,41 @@ static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
     return a && b && alen == blen && memcmp(a, b, alen) == 0;
 }
 
-static void reload_policy(struct gov *g, const char *trigger)
+/* The generation of the policy in force (only this thread changes it). */
+static uint64_t current_generation(struct gov *g)
 {
-    struct gov_policy_errors *errs;
+    uint64_t gen;
+    pthread_mutex_lock(&g->state_lock);
+    gen = g->status.policy_generation;
+    pthread_mutex_unlock(&g->state_lock);
+    return gen;
+}
+
+/* Reloads the policy file.  The host hears of it through reload_begin and
+ * reload_end (governord: sd_notify RELOADING=1 ... READY=1): always when
+ * `forced` (SIGHUP, which a service manager may send and then wait for the
+ * pair), otherwise only when the file really changed. */
+static void reload_policy(struct gov *g, const char *trigger, bool forced)
+{
+    struct gov_policy_errors *errs = NULL;
     struct gov_policy p;
     char *content = NULL, summary[512];
     size_t len = 0;
+    bool begun = false, ok = true;
+    uint64_t generation;
     int r;
 
+    if (forced && g->hooks.reload_begin) {
+        g->hooks.reload_begin(g->hooks.ud);
+        begun = true;
+    }
     if (!g->policy_path)
-        return;
+        goto out; /* the embedded policy cannot change */
     errs = malloc(sizeof(*errs));
     if (!errs) {
-        gov_log(LOG_ERR, "reload", "policy reload skipped: out of memory", NULL);
-        return;
+        gov_log(LOG_ERR, "reload_failed", "policy reload skipped: out of memory", NULL);
+        ok = false;
+        goto out;
     }
     r = gov_policy_parse_file(g->policy_path, &p, errs, &content, &len);
     if (same_bytes(content, len, g->policy_content, g->policy_content_len)) {
@@ -192,12 +242,16 @@ static void reload_policy(struct gov *g, const char *trigger)
         seen = content ? same_bytes(content, len, g->rejected_content, g->rejected_content_len)
                        : strcmp(summary, g->status.policy_error) == 0;
         pthread_mutex_unlock(&g->state_lock);
-        if (seen)
+        if (seen) {
+            ok = false;
             goto out;
+        }
     }
 
-    if (g->hooks.reload_begin)
+    if (!begun && g->hooks.reload_begin) {
         g->hooks.reload_begin(g->hooks.ud);
+        begun = true;
+    }
     pthread_mutex_lock(&g->state_lock);
     if (r == 0) {
         g->status.policy = p;
@@ -209,7 +263,7 @@ static void reload_policy(struct gov *g, const char *trigger)
         gov_strlcpy(g->status.policy_error, summary, sizeof(g->status.policy_error));
         g->status.counters.reloads_failed++;
     }
-    uint64_t generation = g->status.policy_generation;
+    generation = g->status.policy_generation;
     pthread_mutex_unlock(&g->state_lock);
 
     if (r == 0) {
@@ -222,17 +276,18 @@ static void reload_policy(struct gov *g, const char *trigger)
         free(g->rejected_content);
         g->rejected_content = NULL;
         gov_log(LOG_INFO, "reload", "new policy in force", "{s:s, s:I, s:s, s:s}", "trigger",
-                trigger, "generation", (json_int_t)generation, "path", g->policy_path, "mode",
-                gov_mode_name(p.mode));
+                trigger, "policy_generation", (json_int_t)generation, "path", g->policy_path,
+                "mode", gov_mode_name(p.mode));
     } else {
         json_t *lines = json_array();
+        ok = false;
         for (int i = 0; lines && i < errs->count; i++) {
             char one[512];
             gov_policy_error_line(errs, i, one, sizeof(one));
             json_array_append_new(lines, json_string(one));
         }
         gov_log(LOG_ERR, "reload_failed", "policy rejected; previous policy stays in force",
-                "{s:s, s:I, s:s, s:o}", "trigger", trigger, "generation",
+                "{s:s, s:I, s:s, s:o}", "trigger", trigger, "policy_generation",
                 (json_int_t)generation, "error", summary, "errors",
                 lines ? lines : json_array());
         free(g->rejected_content);
@@ -240,9 +295,9 @@ static void reload_policy(struct gov *g, const char *trigger)
         g->rejected_content_len = len;
         content = NULL;
     }
-    if (g->hooks.reload_end)
-        g->hooks.reload_end(g->hooks.ud, r == 0, generation);
 out:
+    if (begun && g->hooks.reload_end)
+        g->hooks.reload_end(g->hooks.ud, ok, current_generation(g));
     free(content);
     free(errs);
 }
@@ -301,7 +356,7 @@ static int on_reload_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
     (void)usec;
-    reload_policy(ud, "file change");
+    reload_policy(ud, "file change", false);
     return 0;
 }
 
@@ -334,7 +389,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
     if (atomic_load(&g->stop_requested))
         return sd_event_exit(g->event, 0);
     if (atomic_exchange(&g->reload_requested, false))
-        reload_policy(g, "SIGHUP");
+        reload_policy(g, "SIGHUP", true);
     return 0;
 }
 
@@ -481,6 +536,17 @@ void *gov_loop_thread(void *arg)
     char err[256] = "";
     int r = loop_setup(g, err, sizeof(err));
 
+    if (r == 0) {
+        gov_log(LOG_INFO, "governor_start", "governor loop running",
+                "{s:s, s:s, s:s, s:s, s:I}", "cgroup_version",
+                gov_cg_version_name(g->status.cgroup.version), "cgroup", g->status.cgroup.how,
+                "events_watch", g->status.events_watch, "pressure_trigger",
+                g->status.pressure_trigger, "interval_ms", (json_int_t)g->policy.interval_ms);
+        /* the first sample is taken before gov_start() returns, so that the
+         * status (sd_notify READY=1, /readyz) has a level and a usage */
+        governor_tick(g);
+    }
+
     pthread_mutex_lock(&g->start_lock);
     g->start_result = r < 0 ? -1 : 0;
     gov_strlcpy(g->start_error, err, sizeof(g->start_error));
@@ -488,12 +554,6 @@ void *gov_loop_thread(void *arg)
     pthread_mutex_unlock(&g->start_lock);
 
     if (r == 0) {
-        gov_log(LOG_INFO, "governor_start", "governor loop running",
-                "{s:s, s:s, s:s, s:s, s:I}", "cgroup_version",
-                gov_cg_version_name(g->status.cgroup.version), "cgroup", g->status.cgroup.how,
-                "events_watch", g->status.events_watch, "pressure_trigger",
-                g->status.pressure_trigger, "interval_ms", (json_int_t)g->policy.interval_ms);
-        governor_tick(g);
         r = sd_event_loop(g->event);
         if (r < 0)
             gov_log(LOG_ERR, "governor_stop", "event loop failed", "{s:s}", "error",

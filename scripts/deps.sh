@@ -17,6 +17,10 @@ TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
 CHART_PKGS="python3-yaml python3-jsonschema golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev busybox iproute2"
 # make test-container: the Dockerfile built and run with podman from a debootstrap base
 CONTAINER_PKGS="podman runc debootstrap"
+# promtool (/metrics); systemd-analyze and systemd itself (the unit, offline
+# and in a QEMU VM booted from an initramfs: qemu, cpio, kill for ExecReload);
+# ip and unshare (tests in namespaces of their own)
+OBSERVE_PKGS="prometheus systemd qemu-system-x86 cpio procps iproute2 util-linux mount"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -26,7 +30,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then

@@ -144,7 +144,7 @@ def test_configmap_update_reloads_within_2s(cgroup, daemons, tmp_path):
     assert "policy.ini:5: thresholds.high: soft (0.7) must be below high (0.5)" in \
         st["policy"]["last_error"]
     failed = [r for r in d.records() if r["event"] == "reload_failed"]
-    assert len(failed) == 1 and failed[0]["generation"] == 2
+    assert len(failed) == 1 and failed[0]["policy_generation"] == 2
     assert d.get("/readyz")[0] == 200  # still serving with the old policy
 
     # fixed: a new generation, the error cleared

@@ -1,0 +1,377 @@
+/* metrics.c -- the Prometheus exposition of /metrics (see metrics.h).
+ *
+ * Written by hand rather than with a client library: the document is one
+ * pass over a status snapshot, and the format is small.  The rules it keeps
+ * (text format 0.0.4 and the promtool linter):
+ *   - every family: "# HELP name text" then "# TYPE name type", then its
+ *     samples, each family once and contiguous;
+ *   - names are governor_ + snake_case, counters end in _total, base units
+ *     only (_bytes, _seconds, _ratio);
+ *   - label values escape \ " and line feed; HELP text escapes \ and line
+ *     feed;
+ *   - integers are printed exactly, doubles so that they read back equal,
+ *     infinities as +Inf/-Inf, every line ends with '\n'.
+ * The body goes to an open_memstream; any write error yields NULL. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "routes.h"
+#include "util.h"
+
+/* ---- format primitives -------------------------------------------------- */
+
+void metrics_write_label_value(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
+}
+
+void metrics_write_double(FILE *f, double v)
+{
+    char buf[40];
+    if (isnan(v)) {
+        fputs("NaN", f);
+    } else if (isinf(v)) {
+        fputs(v > 0 ? "+Inf" : "-Inf", f);
+    } else if (v == nearbyint(v) && fabs(v) < 9007199254740992.0) {
+        fprintf(f, "%.0f", v);
+    } else {
+        snprintf(buf, sizeof(buf), "%.15g", v);
+        if (strtod(buf, NULL) != v)
+            snprintf(buf, sizeof(buf), "%.17g", v);
+        fputs(buf, f);
+    }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s ", name);
+    for (const char *p = help; *p; p++) {
+        if (*p == '\\')
+            fputs("\\\\", f);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*p, f);
+    }
+    fprintf(f, "\n# TYPE %s %s\n", name, type);
+}
+
+/* name{k1="v1",k2="v2"} with k2 (or both) optional (NULL). */
+static void series(FILE *f, const char *name, const char *k1, const char *v1, const char *k2,
+                   const char *v2)
+{
+    fputs(name, f);
+    if (k1) {
+        fprintf(f, "{%s=\"", k1);
+        metrics_write_label_value(f, v1);
+        if (k2) {
+            fprintf(f, "\",%s=\"", k2);
+            metrics_write_label_value(f, v2);
+        }
+        fputs("\"}", f);
+    }
+    fputc(' ', f);
+}
+
+static void u64_sample(FILE *f, const char *name, const char *k, const char *v, uint64_t value)
+{
+    series(f, name, k, v, NULL, NULL);
+    fprintf(f, "%llu\n", (unsigned long long)value);
+}
+
+static void double_sample(FILE *f, const char *name, const char *k, const char *v, double value)
+{
+    series(f, name, k, v, NULL, NULL);
+    metrics_write_double(f, value);
+    fputc('\n', f);
+}
+
+/* A family with one unlabelled sample. */
+static void gauge_u64(FILE *f, const char *name, const char *help, uint64_t v)
+{
+    family(f, name, "gauge", help);
+    u64_sample(f, name, NULL, NULL, v);
+}
+
+static void counter_u64(FILE *f, const char *name, const char *help, uint64_t v)
+{
+    family(f, name, "counter", help);
+    u64_sample(f, name, NULL, NULL, v);
+}
+
+/* ---- the document --------------------------------------------------------- */
+
+static void memory_families(FILE *f, const struct gov_status *st)
+{
+    const struct gov_cgroup_sample *s = &st->sample;
+    static const enum gov_limit_source sources[] = {GOV_LIMIT_CGROUP, GOV_LIMIT_POLICY,
+                                                    GOV_LIMIT_HOST};
+
+    gauge_u64(f, "governor_memory_readable",
+              "1 when the last sample of the memory source succeeded, else 0 (the other "
+              "memory figures are then those of the last good sample).",
+              st->sample_ok ? 1 : 0);
+    gauge_u64(f, "governor_memory_limit_bytes",
+              "Effective memory limit the governor works against: the smallest memory.max or "
+              "memory.high of the cgroup and its ancestors, else the policy's limit, else "
+              "MemTotal.",
+              st->limit);
+    family(f, "governor_memory_limit_source", "gauge",
+           "Where the effective limit comes from: 1 for the source in use, 0 for the others.");
+    for (size_t i = 0; i < ARRAY_SIZE(sources); i++)
+        u64_sample(f, "governor_memory_limit_source", "source",
+                   gov_limit_source_name(sources[i]), st->limit_source == sources[i]);
+    gauge_u64(f, "governor_memory_usage_bytes",
+              "Memory usage as the policy's signal measures it (working set or current).",
+              st->usage);
+    gauge_u64(f, "governor_memory_current_bytes",
+              "Raw usage of the cgroup, page cache included (memory.current).", s->current);
+    gauge_u64(f, "governor_memory_working_set_bytes",
+              "Working set: memory.current minus inactive_file, as the kubelet computes it.",
+              s->working_set);
+    gauge_u64(f, "governor_memory_inactive_file_bytes",
+              "Inactive page cache of the cgroup (memory.stat inactive_file).",
+              s->inactive_file);
+    if (s->peak)
+        gauge_u64(f, "governor_memory_peak_bytes",
+                  "Highest usage the kernel recorded for the cgroup (memory.peak).", s->peak);
+    family(f, "governor_memory_usage_ratio", "gauge",
+           "Usage divided by the effective limit (+Inf for any usage against a zero limit).");
+    double_sample(f, "governor_memory_usage_ratio", NULL, NULL, st->ratio);
+
+    family(f, "governor_memory_events_total", "counter",
+           "Events of the cgroup by kind, from memory.events (hierarchical).");
+    u64_sample(f, "governor_memory_events_total", "event", "low", s->events_low);
+    u64_sample(f, "governor_memory_events_total", "event", "high", s->events_high);
+    u64_sample(f, "governor_memory_events_total", "event", "max", s->events_max);
+    u64_sample(f, "governor_memory_events_total", "event", "oom", s->events_oom);
+    counter_u64(f, "governor_memory_oom_kills_total",
+                "Processes of the cgroup killed by the OOM killer (memory.events oom_kill; "
+                "memory.oom_control on cgroup v1).",
+                s->oom_kills);
+    if (s->has_psi) {
+        family(f, "governor_memory_pressure_stall_seconds_total", "counter",
+               "Time some or all tasks of the cgroup stalled on memory (memory.pressure "
+               "total).");
+        double_sample(f, "governor_memory_pressure_stall_seconds_total", "kind", "some",
+                      (double)s->psi.some_total / 1e6);
+        double_sample(f, "governor_memory_pressure_stall_seconds_total", "kind", "full",
+                      (double)s->psi.full_total / 1e6);
+    }
+}
+
+static void governor_families(FILE *f, const struct gov_status *st)
+{
+    const struct gov_policy *p = &st->policy;
+    const struct gov_counters *c = &st->counters;
+    static const enum gov_level acting[] = {GOV_LEVEL_HIGH, GOV_LEVEL_CRITICAL};
+    static const enum gov_mode modes[] = {GOV_MODE_ENFORCE, GOV_MODE_OBSERVE};
+
+    family(f, "governor_level", "gauge",
+           "Governor level: 1 for the level in force, 0 for the others.");
+    for (int l = 0; l < GOV_NLEVELS; l++)
+        u64_sample(f, "governor_level", "level", gov_level_name((enum gov_level)l),
+                   st->level == (enum gov_level)l);
+    family(f, "governor_mode", "gauge",
+           "Policy mode: 1 for the mode in force (enforce acts, observe only records).");
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
+        u64_sample(f, "governor_mode", "mode", gov_mode_name(modes[i]), p->mode == modes[i]);
+    family(f, "governor_threshold_ratio", "gauge",
+           "Thresholds of the policy in force, as fractions of the limit.");
+    double_sample(f, "governor_threshold_ratio", "threshold", "target", p->target);
+    double_sample(f, "governor_threshold_ratio", "threshold", "soft", p->soft);
+    double_sample(f, "governor_threshold_ratio", "threshold", "high", p->high);
+    double_sample(f, "governor_threshold_ratio", "threshold", "critical", p->critical);
+
+    gauge_u64(f, "governor_buffer_bytes", "Bytes held by the governed buffer.",
+              st->buffer_bytes);
+    gauge_u64(f, "governor_buffer_blocks", "Blocks held by the governed buffer.",
+              st->buffer_objects);
+
+    family(f, "governor_shrinks_total", "counter",
+           "Shrink decisions carried out by the governor loop, by level (high: back to "
+           "target, critical: down to the floor).");
+    for (size_t i = 0; i < ARRAY_SIZE(acting); i++)
+        u64_sample(f, "governor_shrinks_total", "level", gov_level_name(acting[i]),
+                   c->actions[acting[i]]);
+    family(f, "governor_released_bytes_total", "counter",
+           "Bytes released by shrink decisions of the governor loop, by level.");
+    for (size_t i = 0; i < ARRAY_SIZE(acting); i++)
+        u64_sample(f, "governor_released_bytes_total", "level", gov_level_name(acting[i]),
+                   c->released_bytes[acting[i]]);
+    counter_u64(f, "governor_admission_evictions_total",
+                "Allocations admitted only after evicting old blocks (admission control).",
+                c->evictions);
+    counter_u64(f, "governor_admission_evicted_bytes_total",
+                "Bytes evicted by admission control to make room for new blocks.",
+                c->evicted_bytes);
+    counter_u64(f, "governor_refused_allocations_total",
+                "Allocations refused by admission control.", c->refused);
+
+    gauge_u64(f, "governor_policy_generation",
+              "Generation of the policy in force: 1 at start, +1 per accepted reload.",
+              st->policy_generation);
+    family(f, "governor_policy_reloads_total", "counter",
+           "Policy reloads by result (failure: the new policy was rejected and the previous "
+           "one stays in force).");
+    u64_sample(f, "governor_policy_reloads_total", "result", "success", c->reloads_ok);
+    u64_sample(f, "governor_policy_reloads_total", "result", "failure", c->reloads_failed);
+    family(f, "governor_policy_loaded_timestamp_seconds", "gauge",
+           "When the policy in force was loaded, in seconds since the Unix epoch.");
+    double_sample(f, "governor_policy_loaded_timestamp_seconds", NULL, NULL,
+                  (double)st->policy_loaded_wall_ms / 1000.0);
+
+    family(f, "governor_wakeups_total", "counter",
+           "Wake-ups of the governor loop by source: timer, events (memory.events changed), "
+           "pressure (PSI trigger), policy (policy directory changed).");
+    u64_sample(f, "governor_wakeups_total", "source", "timer", c->wake_timer);
+    u64_sample(f, "governor_wakeups_total", "source", "events", c->wake_events);
+    u64_sample(f, "governor_wakeups_total", "source", "pressure", c->wake_pressure);
+    u64_sample(f, "governor_wakeups_total", "source", "policy", c->wake_policy);
+    counter_u64(f, "governor_ticks_total", "Samples taken by the governor loop.", c->ticks);
+    counter_u64(f, "governor_sample_errors_total",
+                "Samples of the memory source that failed.", c->sample_errors);
+}
+
+static void http_families(FILE *f, const struct http_stats *h)
+{
+    char code[16];
+
+    /* not governor_counter_value: promtool rejects type names in metric names */
+    counter_u64(f, "governor_visits_total",
+                "Last value served by /counter: the visits it counted (GET and HEAD).",
+                h->counter);
+    family(f, "governor_http_requests_total", "counter",
+           "HTTP responses by path and status code; path \"other\" counts unknown paths. "
+           "Errors libmicrohttpd answers itself (400, 413, 414, 431) are not counted.");
+    for (unsigned r = 0; r < ROUTE_COUNT; r++) {
+        const char *path = r == ROUTE_NOT_FOUND ? "other" : route_path((enum route)r);
+        for (unsigned i = 0; i < HTTP_NCODES; i++) {
+            if (h->requests[r][i] == 0)
+                continue;
+            if (http_code_at(i))
+                snprintf(code, sizeof(code), "%u", http_code_at(i));
+            else
+                gov_strlcpy(code, "other", sizeof(code));
+            series(f, "governor_http_requests_total", "path", path, "code", code);
+            fprintf(f, "%llu\n", (unsigned long long)h->requests[r][i]);
+        }
+    }
+}
+
+char *metrics_render(const struct gov_status *st, const struct app_info *app,
+                     const struct http_stats *http, size_t *len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    bool failed;
+
+    if (!f)
+        return NULL;
+    family(f, "governor_build_info", "gauge",
+           "Always 1; the version of governord in the version label.");
+    u64_sample(f, "governor_build_info", "version", app->version, 1);
+    family(f, "governor_process_start_time_seconds", "gauge",
+           "Start time of the governord process in seconds since the Unix epoch.");
+    double_sample(f, "governor_process_start_time_seconds", NULL, NULL,
+                  app->process_start_s > 0 ? app->process_start_s
+                                           : (double)app->start_wall_ms / 1000.0);
+    memory_families(f, st);
+    governor_families(f, st);
+    http_families(f, http);
+
+    failed = ferror(f) != 0;
+    if (fclose(f) != 0 || failed) {
+        free(buf);
+        return NULL;
+    }
+    if (len)
+        *len = size;
+    return buf;
+}
+
+/* ---- process start time ----------------------------------------------------- */
+
+int metrics_parse_starttime(const char *proc_stat, unsigned long long *ticks)
+{
+    const char *p = strrchr(proc_stat, ')');
+    char *end;
+
+    if (!p)
+        return -1;
+    p++;
+    /* after "pid (comm)" come fields 3 (state) .. 22 (starttime) */
+    for (int field = 3; field < 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return -1;
+        while (*p && *p != ' ')
+            p++;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    *ticks = strtoull(p, &end, 10);
+    if (errno || (*end != ' ' && *end != '\n' && *end != '\0'))
+        return -1;
+    return 0;
+}
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    if (clock_gettime(id, &ts) < 0)
+        return -1;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int metrics_process_start_time(double *out)
+{
+    char buf[1024];
+    unsigned long long ticks;
+    long hz = sysconf(_SC_CLK_TCK);
+    double real, boot;
+    ssize_t n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0 || hz <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (metrics_parse_starttime(buf, &ticks) < 0)
+        return -1;
+    real = clock_s(CLOCK_REALTIME);
+    boot = clock_s(CLOCK_BOOTTIME);
+    if (real < 0 || boot < 0)
+        return -1;
+    *out = real - boot + (double)ticks / (double)hz;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* metrics.h -- GET /metrics: the Prometheus text exposition format 0.0.4.
+ *
+ * The renderer turns a governor status snapshot, the HTTP server's
+ * statistics and the process facts into one exposition document.  Every
+ * family has # HELP and # TYPE, values are in base units (bytes, seconds,
+ * ratios), counters end in _total, and label values are escaped, so the
+ * output passes `promtool check metrics` without findings.  The families
+ * are listed in README.md ("Metrics"). */
+#ifndef APP_METRICS_H
+#define APP_METRICS_H
+
+#include <stdio.h>
+
+#include "governor.h"
+#include "http.h"
+#include "render.h"
+
+/* The Content-Type of the exposition format. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Renders the whole document.  Returns a malloc'd body (length in *len) or
+ * NULL when out of memory. */
+char *metrics_render(const struct gov_status *st, const struct app_info *app,
+                     const struct http_stats *http, size_t *len);
+
+/* Writes s as a label value: backslash, double quote and line feed escaped
+ * as \\, \" and \n (the format's only escapes). */
+void metrics_write_label_value(FILE *f, const char *s);
+
+/* Writes a sample value: integers exactly, +Inf/-Inf/NaN by their names,
+ * other numbers in the shortest form that reads back to the same double. */
+void metrics_write_double(FILE *f, double v);
+
+/* Extracts starttime (field 22: clock ticks after boot) from the text of
+ * /proc/PID/stat, whose second field (comm) may contain spaces and ')'.
+ * Returns 0 or -1 when the text is malformed. */
+int metrics_parse_starttime(const char *proc_stat, unsigned long long *ticks);
+
+/* The process's start time in seconds since the Unix epoch, from
+ * /proc/self/stat: starttime is counted on CLOCK_BOOTTIME, so the start is
+ * now(REALTIME) - now(BOOTTIME) + starttime.  Returns 0 or -1. */
+int metrics_process_start_time(double *out);
+
+#endif

@@ -1,0 +1,197 @@
+"""sd_notify against a real AF_UNIX datagram socket: the test is systemd.
+
+The socket is bound by the test and passed in NOTIFY_SOCKET, exactly as the
+service manager does; every datagram is checked for its content, its order,
+its sender (SCM_CREDENTIALS) and, for WATCHDOG=1, its timing."""
+import os
+import signal
+import time
+
+import pytest
+
+from observe_helpers import (GIB, MIB, FakeCgroup, Governord, NotifySocket, policy_text,
+                             remove_dir, scratch_dir, wait_until, write_file)
+
+
+@pytest.fixture
+def work():
+    d = scratch_dir("notify")
+    yield d
+    remove_dir(d)
+
+
+@pytest.fixture
+def manager(work):
+    sock = NotifySocket(os.path.join(work, "notify.sock"))
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def start(work):
+    started = []
+
+    def run(args, env):
+        g = Governord(args, os.path.join(work, f"governord-{len(started)}.log"), env=env)
+        started.append(g)
+        return g
+
+    yield run
+    for g in started:
+        g.close()
+
+
+def kinds(messages):
+    """The protocol messages in order, watchdog pings left out."""
+    out = []
+    for _, _, fields, _ in messages:
+        if fields.get("WATCHDOG") == "1" and len(fields) == 1:
+            continue
+        for key in ("READY", "RELOADING", "STOPPING"):
+            if fields.get(key) == "1":
+                out.append(key)
+                break
+        else:
+            out.append("STATUS" if "STATUS" in fields else "?" + repr(fields))
+    return out
+
+
+def pings(messages):
+    return [t for t, _, fields, _ in messages if fields.get("WATCHDOG") == "1"]
+
+
+def test_lifecycle_order_and_content(work, manager, start):
+    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=100 * MIB)
+    path = write_file(os.path.join(work, "policy.ini"), policy_text())
+    g = start(["--cgroup", cg.path, "--policy", path],
+              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000"})
+
+    ready = manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
+    t_ready, pid, fields, _ = manager.snapshot()[ready]
+    assert pid == g.pid, "READY=1 must come from the main process"
+    assert fields["MAINPID"] == str(g.pid)
+    assert fields["STATUS"].startswith("level normal, usage ")
+    # READY means serving: the socket answers
+    assert g.request("/counter")[0] == 200
+
+    # a level change: STATUS with the level and the usage
+    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    i = manager.wait_for(lambda f: f.get("STATUS", "").startswith("level high"),
+                         what="STATUS=level high")
+    assert manager.snapshot()[i][2]["STATUS"] == "level high, usage 921.6Mi of 1Gi"
+
+    # a policy change on disk: RELOADING=1 with MONOTONIC_USEC, then READY=1
+    before = time.monotonic()
+    write_file(path + ".new", policy_text(interval_ms=60))
+    os.rename(path + ".new", path)
+    r1 = manager.wait_for(lambda f: f.get("RELOADING") == "1", what="RELOADING=1")
+    after = time.monotonic()
+    usec = int(manager.snapshot()[r1][2]["MONOTONIC_USEC"])
+    assert before * 1e6 <= usec <= after * 1e6, "MONOTONIC_USEC is CLOCK_MONOTONIC"
+    d1 = manager.wait_for(lambda f: f.get("READY") == "1", after=r1 + 1, what="READY=1")
+    assert manager.snapshot()[d1][2]["STATUS"] == "policy generation 2 in force"
+
+    # SIGHUP with the file unchanged: still RELOADING=1 ... READY=1 (systemd
+    # 253's Type=notify-reload sends SIGHUP and waits for exactly that)
+    before = time.monotonic()
+    g.send(signal.SIGHUP)
+    r2 = manager.wait_for(lambda f: f.get("RELOADING") == "1", after=d1 + 1,
+                          what="RELOADING=1 after SIGHUP")
+    assert before * 1e6 <= int(manager.snapshot()[r2][2]["MONOTONIC_USEC"]) <= \
+        time.monotonic() * 1e6
+    manager.wait_for(lambda f: f.get("READY") == "1", after=r2 + 1, what="READY=1 after SIGHUP")
+
+    time.sleep(2.0)  # a few more watchdog periods
+    assert g.stop() == 0
+    stopping = manager.wait_for(lambda f: f.get("STOPPING") == "1", what="STOPPING=1")
+    msgs = manager.snapshot()
+
+    assert kinds(msgs) == ["READY", "STATUS", "RELOADING", "READY", "RELOADING", "READY",
+                           "STOPPING"]
+    assert all(pid == g.pid for _, pid, _, _ in msgs)
+
+    # WATCHDOG=1 at WATCHDOG_USEC=1s.  sd-event pings from the loop at most
+    # every 1/4 period (the loop wakes every 50 ms here) and arms a timer for
+    # 1/2..3/4 of the period when idle; systemd restarts after a 1 s gap
+    ts = [t for t in pings(msgs) if t_ready - 1 <= t <= msgs[stopping][0]]
+    span = ts[-1] - ts[0]
+    assert len(ts) >= 4, ts
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    assert max(gaps) < 1.0, gaps
+    assert min(gaps) >= 0.24, gaps
+    assert 1.0 / 0.8 <= (len(ts) - 1) / span <= 1.0 / 0.24, (len(ts), span)
+
+
+def test_watchdog_stops_when_the_governor_loop_is_stuck(work, manager, start):
+    """The pings come from the governor loop itself: block the loop (its next
+    open() of memory.current hangs on a FIFO, like a read of a hung
+    filesystem) and they stop while HTTP still answers; unblock it and they
+    resume."""
+    cg = FakeCgroup(os.path.join(work, "cgroup"))
+    path = write_file(os.path.join(work, "policy.ini"), policy_text(interval_ms=50))
+    g = start(["--cgroup", cg.path, "--policy", path],
+              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "600000"})
+    manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
+    wait_until(lambda: len(pings(manager.snapshot())) >= 2, 3, "two pings")
+
+    current = cg.file("memory.current")
+    os.unlink(current)
+    os.mkfifo(current)  # the governor reopens the replaced file: open() blocks
+    stuck_at = time.monotonic()
+    time.sleep(2.5)
+    recent = [t for t in pings(manager.snapshot()) if t > stuck_at + 0.6]
+    assert recent == [], "WATCHDOG=1 went on while the governor loop was blocked"
+    assert g.request("/counter")[0] == 200          # the HTTP server is not the loop
+    assert g.request("/healthz")[0] == 503          # and it says the loop stalled
+
+    # unblock: a writer releases the blocked open(), a regular file replaces
+    # the FIFO, and the next tick reads it
+    fd = os.open(current, os.O_WRONLY | os.O_NONBLOCK)
+    tmp = cg.file(".memory.current.tmp")
+    write_file(tmp, f"{100 * MIB}\n")
+    os.rename(tmp, current)
+    os.close(fd)
+    unstuck_at = time.monotonic()
+    wait_until(lambda: len([t for t in pings(manager.snapshot()) if t > unstuck_at]) >= 2,
+               3, "pings after the loop recovered")
+    wait_until(lambda: g.request("/healthz")[0] == 200, 3, "/healthz 200 again")
+    assert g.stop() == 0
+
+
+def test_no_watchdog_pings_for_another_pid(work, manager, start):
+    """WATCHDOG_PID names the process the watchdog is meant for."""
+    cg = FakeCgroup(os.path.join(work, "cgroup"))
+    path = write_file(os.path.join(work, "policy.ini"), policy_text())
+    g = start(["--cgroup", cg.path, "--policy", path],
+              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+    manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
+    time.sleep(0.8)
+    assert pings(manager.snapshot()) == []
+    assert g.stop() == 0
+
+
+def test_abstract_socket_and_failed_start(work, start):
+    """NOTIFY_SOCKET may name an abstract socket (@name); a start that fails
+    reports why in STATUS= and never sends READY=1."""
+    name = f"@governord-test-{os.getpid()}-{time.monotonic_ns()}"
+    sock = NotifySocket("\0" + name[1:])
+    try:
+        cg = FakeCgroup(os.path.join(work, "cgroup"))
+        bad = write_file(os.path.join(work, "bad.ini"), "[thresholds]\nsoft = 0.99\n")
+        g = Governord(["--cgroup", cg.path, "--policy", bad],
+                      os.path.join(work, "failed.log"), env={"NOTIFY_SOCKET": name},
+                      wait_start=False)
+        assert g.proc.wait(timeout=10) == 1
+        g.close()
+        i = sock.wait_for(lambda f: "STATUS" in f, what="STATUS after a failed start")
+        assert sock.snapshot()[i][2]["STATUS"].startswith("failed to start: ")
+        assert "soft" in sock.snapshot()[i][2]["STATUS"]
+        assert not any(f.get("READY") for _, _, f, _ in sock.snapshot())
+
+        path = write_file(os.path.join(work, "policy.ini"), policy_text())
+        g = start(["--cgroup", cg.path, "--policy", path], {"NOTIFY_SOCKET": name})
+        sock.wait_for(lambda f: f.get("READY") == "1", what="READY=1 on @socket")
+        assert g.stop() == 0
+        sock.wait_for(lambda f: f.get("STOPPING") == "1", what="STOPPING=1 on @socket")
+    finally:
+        sock.close()
