@@ -7,6 +7,10 @@
 #                   integration tests against the real binary, and the real
 #                   kernel test on this machine's memory cgroup
 #   make unit       unit tests only (cmocka)
+#   make test-vm    the cgroup v2 proof: boots Debian's cloud kernel under
+#                   QEMU and runs governord on its real v2 memory controller
+#   make demo       the seed's scenario on this machine's memory cgroup, with
+#                   and without the governor (as root)
 #   make clean
 #
 # Variants build into their own directories: build/ (release), build/asan,
@@ -47,7 +51,8 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel clean
+.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel \
+        test-vm demo clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -88,6 +93,7 @@ TEST_TARGETS += test-asan
 TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-vm
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -116,6 +122,14 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# The kernel package is cached under build/vm/ (kept by `make`, gone after
+# `make clean`).
+test-vm: $(BUILD)/governord
+	@tests/vm/run.sh $(BUILD)/governord
+
+demo: $(BUILD)/governord
+	@scripts/demo.sh $(BUILD)/governord
 
 clean:
 	rm -rf build
