@@ -12,7 +12,7 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
-VM_PKGS="qemu-system-x86 busybox-static cpio file jq libc6-dev"
+VM_PKGS="qemu-system-x86 cpio jq libc6-dev"
 
 list=false
 if [ "${1:-}" = "--list" ]; then

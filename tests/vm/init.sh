@@ -447,6 +447,9 @@ echo +memory > $CG/cgroup.subtree_control
 ip link set lo up
 echo "guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 / 1024 " MiB" }' /proc/meminfo);" \
      "cgroup2 controllers: $(cat $CG/cgroup.controllers); memory.pressure $( [ -e $CG/cgroup.pressure ] && echo yes || echo no)"
+# the wall-clock second the kernel started (the RTC gives the host's time),
+# so that the host can tell boot time from test time
+echo "guest-boot-epoch: $(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))"
 
 passed=0 failed=0
 for c in seed-fixed:80 seed-observe:40 resize:40 wakeups:40 pressure-readonly:40 parent-limit:30 cleanup:10; do

@@ -6,10 +6,11 @@
 # machines) with cgroup_no_v1=all, which gives the guest a real cgroup v2
 # memory controller with PSI and OOM kills.  Steps:
 #
-#   1. check the tools (QEMU, static busybox, cpio, jq, a C compiler);
+#   1. check the tools (QEMU, cpio, jq, a C compiler with static libc);
 #      install them as root, else say what is missing and fail;
-#   2. fetch the kernel package that linux-image-cloud-amd64 depends on
-#      (apt-get download, cached under build/vm/) and take its vmlinuz;
+#   2. fetch the kernel package that linux-image-cloud-amd64 depends on and
+#      busybox-static (apt-get download, cached under build/vm/) and take
+#      their vmlinuz and busybox;
 #   3. pack an initramfs: governord with the shared libraries ldd lists,
 #      jq with its libraries, static busybox (sh, wget, dd, ...), the static
 #      port-0xf4 exit helper, and the guest's /init (tests/vm/init.sh);
@@ -18,7 +19,7 @@
 #      PASS line and no FAIL line, and no kernel panic.
 #
 # Usage: tests/vm/run.sh GOVERNORD_BINARY
-# Environment: VM_DIR (default build/vm), VM_TIMEOUT (seconds, default 150),
+# Environment: VM_DIR (default build/vm), VM_TIMEOUT (seconds, default 165),
 #              VM_MEM (default 512M), VM_SMP (default 2).
 set -euo pipefail
 
@@ -26,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 governord=${1:?usage: $0 GOVERNORD_BINARY}
 VM_DIR=${VM_DIR:-$repo/build/vm}
-VM_TIMEOUT=${VM_TIMEOUT:-150}
+VM_TIMEOUT=${VM_TIMEOUT:-165}
 VM_MEM=${VM_MEM:-512M}
 VM_SMP=${VM_SMP:-2}
 
@@ -40,17 +41,13 @@ die() { printf 'test-vm: FAIL: %s\n' "$*" >&2; exit 1; }
 governord=$(cd "$(dirname "$governord")" && pwd)/$(basename "$governord")
 
 # ---- 1. tools ---------------------------------------------------------------
-# command -> Debian package
+# Debian packages of the commands used here.  busybox comes from the
+# busybox-static package too, but is taken out of its .deb (step 2) rather
+# than installed: busybox-static and busybox conflict, and other parts of a
+# system may want the dynamic one.
 need_tools() {
     local missing="" pkg
     command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
-    # the static busybox lives at /bin/busybox (busybox-static); a dynamic one
-    # from the busybox package would not run without its libraries
-    case $(LC_ALL=C file -L /bin/busybox 2>/dev/null) in
-        *'statically linked'*) ;;
-        *) missing="$missing busybox-static" ;;
-    esac
-    command -v file >/dev/null || missing="$missing file"
     command -v cpio >/dev/null || missing="$missing cpio"
     command -v jq >/dev/null || missing="$missing jq"
     command -v cc >/dev/null || missing="$missing gcc"
@@ -71,43 +68,68 @@ if [ -n "$missing" ]; then
     [ -z "$missing" ] || die "still missing after apt-get install: $missing"
 fi
 
-# ---- 2. the kernel ----------------------------------------------------------
+# ---- 2. the kernel and busybox, from their Debian packages --------------------
 mkdir -p "$VM_DIR"
-kernel_pkg() {
-    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-        awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }'
-}
-pkg=$(kernel_pkg || true)
-if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
-    say "apt knows no linux-image-cloud-amd64 yet: apt-get update"
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '$1 == "Candidate:" && $2 != "(none)" { print $2 }'; }
+if [ -z "$(candidate busybox-static)" ] && [ "$(id -u)" -eq 0 ]; then
+    say "apt has no package lists yet: apt-get update"
     apt-get update -qq || true
-    pkg=$(kernel_pkg || true)
 fi
-vmlinuz=""
-if [ -n "$pkg" ]; then
-    vmlinuz="$VM_DIR/kernel/$pkg/vmlinuz"
-    if [ ! -s "$vmlinuz" ]; then
-        say "fetching $pkg (cached under $VM_DIR/kernel/$pkg)"
-        rm -rf "$VM_DIR/kernel/$pkg" "$VM_DIR/download"
-        mkdir -p "$VM_DIR/download" "$VM_DIR/kernel/$pkg"
-        # -o APT::Sandbox::User=root: the _apt user may not write into build/
-        if ! (cd "$VM_DIR/download" && apt-get download -o APT::Sandbox::User=root "$pkg" >/dev/null); then
-            rm -rf "$VM_DIR/kernel/$pkg"
-            die "cannot download the kernel package $pkg (apt-get download failed; is apt configured and reachable?)"
-        fi
-        deb=$(ls "$VM_DIR"/download/"$pkg"_*.deb)
-        dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$VM_DIR/download" --wildcards './boot/vmlinuz-*'
-        mv "$VM_DIR"/download/boot/vmlinuz-* "$vmlinuz"
-        dpkg-deb -f "$deb" Version > "$VM_DIR/kernel/$pkg/version"
-        rm -rf "$VM_DIR/download"
+
+# from_deb PKG MEMBER DEST: puts MEMBER (a path in the package, may hold a
+# wildcard) of PKG's candidate version at DEST.  Cached: DEST is reused while
+# DEST.version names that version, or as it is when apt knows no version.
+from_deb() {
+    local pkg=$1 member=$2 dest=$3 ver tmpd
+    ver=$(candidate "$pkg")
+    if [ -z "$ver" ]; then
+        [ -s "$dest" ]
+        return
     fi
+    if [ -s "$dest" ] && [ "$(cat "$dest.version" 2>/dev/null)" = "$ver" ]; then
+        return 0
+    fi
+    say "fetching $pkg $ver (cached as $dest)"
+    mkdir -p "$(dirname "$dest")"
+    tmpd=$(mktemp -d "$VM_DIR/download.XXXXXX")
+    # -o APT::Sandbox::User=root: the _apt user may not write into build/
+    if (cd "$tmpd" && apt-get download -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null) &&
+        dpkg-deb --fsys-tarfile "$tmpd"/*.deb | tar -x -C "$tmpd" --wildcards "$member"; then
+        # shellcheck disable=SC2086
+        mv $tmpd/$member "$dest"
+        echo "$ver" > "$dest.version"
+        rm -rf "$tmpd"
+        return 0
+    fi
+    rm -rf "$tmpd"
+    return 1
+}
+
+# the kernel: the package linux-image-cloud-amd64 depends on (its name holds
+# the ABI number, which changes with kernel updates)
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+       awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }' || true)
+if [ -n "$kpkg" ]; then
+    vmlinuz="$VM_DIR/kernel/$kpkg/vmlinuz"
+    from_deb "$kpkg" './boot/vmlinuz-*' "$vmlinuz" ||
+        die "cannot download the kernel package $kpkg (apt-get download failed; is apt reachable?)"
 else
-    # apt has no package lists (not root, offline): use a cached kernel if any
-    vmlinuz=$(ls -t "$VM_DIR"/kernel/*/vmlinuz 2>/dev/null | head -n1 || true)
-    [ -n "$vmlinuz" ] || die "no kernel: apt-cache does not know linux-image-cloud-amd64 and nothing is cached in $VM_DIR/kernel (run apt-get update as root, or make test-vm as root)"
+    # apt has no package lists (not root, offline): a cached kernel will do
+    vmlinuz=$(find "$VM_DIR/kernel" -name vmlinuz -size +1 2>/dev/null | head -n1)
+    [ -n "$vmlinuz" ] || die "no kernel: apt does not know linux-image-cloud-amd64 and nothing is cached in $VM_DIR/kernel (run apt-get update as root, or make test-vm as root)"
 fi
 kver=$(basename "$(dirname "$vmlinuz")")
-say "kernel: $kver $(cat "$(dirname "$vmlinuz")/version" 2>/dev/null || true)"
+say "kernel: $kver $(cat "$vmlinuz.version" 2>/dev/null || true)"
+
+# busybox, statically linked: it is the guest's only userland besides ours
+busybox="$VM_DIR/busybox-static/busybox"
+if ! from_deb busybox-static ./bin/busybox "$busybox"; then
+    die "no static busybox: apt cannot download busybox-static and nothing is cached as $busybox (run apt-get update as root)"
+fi
+case $(LC_ALL=C ldd "$busybox" 2>&1 || true) in
+    *'not a dynamic executable'*) ;;
+    *) die "$busybox is not statically linked" ;;
+esac
 
 # ---- 3. the initramfs -------------------------------------------------------
 root="$VM_DIR/root"
@@ -126,7 +148,7 @@ copy_with_libs() {
 }
 copy_with_libs "$governord" /bin/governord
 copy_with_libs "$(command -v jq)" /bin/jq
-install -m 0755 /bin/busybox "$root/bin/busybox"
+install -m 0755 "$busybox" "$root/bin/busybox"
 cc -static -Os -Wall -Wextra -Werror -o "$root/bin/guest-exit" "$here/guest-exit.c"
 install -m 0755 "$here/init.sh" "$root/init"
 install -m 0644 "$repo/policies/default.ini" "$root/etc/default.ini"
@@ -177,7 +199,8 @@ grep -E '^(PASS|FAIL) ' "$log" | sed 's/^/    /' || true
 ncases=$(echo "$CASES" | wc -w)
 npass=0
 for c in $CASES; do grep -q "^PASS $c:" "$log" && npass=$((npass + 1)); done
-say "guest run: ${elapsed}s, kernel $kver"
+boot=$(sed -n 's/^guest-boot-epoch: \([0-9]*\).*/\1/p' "$log" | head -n1)
+say "guest run: ${elapsed}s (the kernel started $(( ${boot:-$start} - start ))s after QEMU), kernel $kver"
 if [ ${#problems[@]} -gt 0 ]; then
     for p in "${problems[@]}"; do printf 'test-vm: FAIL: %s\n' "$p" >&2; done
     nfail=$((ncases - npass))
