@@ -95,7 +95,7 @@ oom_kills() {
 # run MODE: one run of the seed's loop against governord in a fresh cgroup;
 # sets ANSWERS, OOMS, PEAK, STATUS (the daemon's exit status or "alive").
 run() {
-    local mode=$1 port="" t0 i body t lat use
+    local mode=$1 port="" t0 body t lat use maxuse
     mkdir "$cg"
     bytes "$LIMIT" > "$cg/$f_limit"
     # no swap to escape into: the limit must bite as it does in a pod
@@ -128,13 +128,14 @@ EOF
     [ -n "$port" ] || die "governord did not log its port"
     pid=$(cat "$tmp/pid")
 
-    ANSWERS=0
+    ANSWERS=0 maxuse=0
     t0=$EPOCHREALTIME
     for _ in $(seq 0 20); do
         t=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%5.1fs", b - a }')
         if body=$(curl -sS -m 5 -w ' (%{time_total}s)' "http://127.0.0.1:$port/counter" 2>&1); then
             ANSWERS=$((ANSWERS + 1))
             use=$(cat "$cg/$f_usage" 2>/dev/null || echo 0)
+            [ "$use" -gt "$maxuse" ] && maxuse=$use
             lat=${body##* (}; body=${body% (*}
             printf '  %s  curl /counter  %-18s %6.1f ms   cgroup usage %6s of %s\n' "$t" "$body" \
                 "$(awk -v s="${lat%s)}" 'BEGIN { print s * 1000 }')" "$(mi "$use")" "$LIMIT"
@@ -150,7 +151,9 @@ EOF
 
     curl -sS -m 5 "http://127.0.0.1:$port/governor" > "$tmp/governor.json" 2>/dev/null || true
     OOMS=$(oom_kills)
-    PEAK=$(cat "$cg/$f_peak")
+    # the kernel's high-water mark (memory.peak needs Linux 5.19), else the
+    # largest usage seen after an answer
+    PEAK=$(cat "$cg/$f_peak" 2>/dev/null || echo "$maxuse")
     if kill -0 "$pid" 2>/dev/null; then
         STATUS=alive
     else
