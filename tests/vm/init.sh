@@ -150,7 +150,8 @@ case_seed_fixed() {
     status > /dev/null || fail "no answer from /governor"
     show_decisions 10
     jset '@sh "limit=\(.memory.limit_bytes) src=\(.memory.limit_source) ver=\(.cgroup.version)
-        crit=\(.policy.values.thresholds.critical) ndec=\(.decisions | length)"'
+        crit=\(.policy.values.thresholds.critical) ndec=\(.decisions | length)
+        nev=\(.buffer.evictions) evicted=\(.buffer.evicted_bytes)"'
     ooms=$(kv $CG/vmtest-seed/memory.events oom_kill)
     peak=$(cat $CG/vmtest-seed/memory.peak)
     maxcur=$(sort -n "$TMP/current.samples" | tail -n1)
@@ -162,7 +163,11 @@ case_seed_fixed() {
     [ "$peak" -lt "$critb" ] || fail "memory.peak $(mib $peak) >= critical $crit x 256Mi"
     [ "$maxcur" -lt "$critb" ] || fail "sampled memory.current $(mib $maxcur) >= critical"
     [ "$ndec" -gt 0 ] || fail "no decisions recorded"
-    pass "20/20 answers (Counter value: 1..20) over 40 s of 96Mi blocks every 200 ms in memory.max 256M; oom_kill 0; memory.peak $(mib $peak), largest sampled memory.current $(mib $maxcur) < critical $(mib $critb) ($crit); $ndec decisions"
+    # the collector really ran and the governor really acted: without both
+    # a low peak would prove nothing
+    [ "$peak" -ge $((96 * MiB)) ] || fail "memory.peak $(mib $peak): the collector never held a block"
+    [ "$nev" -gt 0 ] || fail "the governor never evicted a block"
+    pass "20/20 answers (Counter value: 1..20) over 40 s of 96Mi blocks every 200 ms in memory.max 256M; oom_kill 0; memory.peak $(mib $peak), largest sampled memory.current $(mib $maxcur) < critical $(mib $critb) ($crit); the governor evicted the oldest block $nev times ($(mib $evicted)) to make room for a new one, $ndec decision record(s)"
 }
 
 # The same collector without the governor acting (mode = observe): the
@@ -379,7 +384,8 @@ case_parent_limit() {
     status > /dev/null || fail "no answer from /governor"
     show_decisions 4
     child_max=$(cat $CG/vmtest-parent/child/memory.max)
-    jset '@sh "limit=\(.memory.limit_bytes) src=\(.memory.limit_source) lfile=\(.memory.limit_file)"'
+    jset '@sh "limit=\(.memory.limit_bytes) src=\(.memory.limit_source) lfile=\(.memory.limit_file)
+        nev=\(.buffer.evictions)"'
     peak=$(cat $CG/vmtest-parent/memory.peak)
     ooms=$(kv $CG/vmtest-parent/memory.events oom_kill)
     kill -0 $DPID 2>/dev/null || fail "governord died (parent memory.events oom_kill $ooms)"
@@ -387,8 +393,9 @@ case_parent_limit() {
     [ "$limit" = $((192 * MiB)) ] && [ "$src" = cgroup ] || fail "limit $limit from $src, want 192Mi from the parent"
     [ "$lfile" = $CG/vmtest-parent/memory.max ] || fail "limit_file $lfile"
     [ "$ooms" = 0 ] || fail "parent memory.events oom_kill $ooms"
+    [ "$nev" -gt 0 ] || fail "the governor never evicted a block: did the collector run?"
     [ "$(get /counter)" = "Counter value: 1" ] || fail "/counter does not answer"
-    pass "child memory.max max, parent 192M: limit_bytes $limit from $lfile; 4 s of 96Mi blocks, parent memory.peak $(mib $peak), oom_kill 0"
+    pass "child memory.max max, parent 192M: limit_bytes $limit from $lfile; 4 s of 96Mi blocks ($nev evicted before allocating), parent memory.peak $(mib $peak), oom_kill 0"
 }
 
 # Nothing the cases created is left behind.
@@ -405,7 +412,7 @@ case_cleanup() {
 run_case() {
     CASE=$1
     TMP=/tmp/$CASE
-    DPID= SAMPLER= HOG= PORT=
+    DPID='' SAMPLER='' HOG='' PORT=''
     mkdir -p "$TMP"
     case_exit() {
         [ -n "$HOG" ] && kill -KILL $HOG 2>/dev/null
@@ -471,6 +478,6 @@ for c in seed-fixed:80 seed-observe:40 resize:40 wakeups:40 pressure-readonly:40
 done
 echo "VM VERDICT: $passed passed, $failed failed"
 sync
-guest-exit $([ $failed -eq 0 ] && echo 0 || echo 1)
+guest-exit "$([ $failed -eq 0 ] && echo 0 || echo 1)"
 # only without the exit device: QEMU then exits 0, which the host rejects
 poweroff -f
