@@ -10,6 +10,10 @@
 #   make unit       unit tests only (cmocka)
 #   make test-chart      the Helm chart: rendered, validated, run in the loop
 #   make test-container  the Dockerfile built and run with podman
+#   make test-vm    the cgroup v2 proof: boots Debian's cloud kernel under
+#                   QEMU and runs governord on its real v2 memory controller
+#   make demo       the seed's scenario on this machine's memory cgroup, with
+#                   and without the governor (as root)
 #   make clean
 #
 # Variants build into their own directories: build/ (release), build/asan,
@@ -55,7 +59,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-container test-systemd clean
+        test-kernel test-chart test-container test-systemd test-vm demo clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -104,6 +108,7 @@ TEST_TARGETS += test-kernel
 TEST_TARGETS += test-chart
 TEST_TARGETS += test-container
 TEST_TARGETS += test-systemd
+TEST_TARGETS += test-vm
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -154,6 +159,14 @@ test-container:
 test-systemd: $(BUILD)/governord
 	@tests/systemd/verify-unit.sh $(BUILD)
 	@tests/systemd/vm.sh $(BUILD)
+
+# The kernel package is cached under build/vm/ (kept by `make`, gone after
+# `make clean`).
+test-vm: $(BUILD)/governord
+	@tests/vm/run.sh $(BUILD)/governord
+
+demo: $(BUILD)/governord
+	@scripts/demo.sh $(BUILD)/governord
 
 clean:
 	rm -rf build

@@ -402,18 +402,27 @@ static bool on_cgroupfs(int fd)
 
 /* memory.events: POLLPRI where the kernel supports it (cgroupfs); else an
  * inotify watch on the cgroup's directory filtered by name, which sees the
- * file changed in place as well as replaced by rename. */
+ * file changed in place as well as replaced by rename.
+ *
+ * kernfs reports POLLPRI while the file's change count differs from the one
+ * this open file last read, and a freshly opened file has read none: without
+ * a first read the loop would wake at once for a change that never happened
+ * (seen on a real v2 kernel, 6.1: wakeups.events was 1 right after start). */
 static void watch_events(struct gov *g)
 {
     const char *path = gov_cgroup_events_path(g->cg);
     const char *how;
+    char buf[512];
     int r;
 
+    if (*path)
+        g->events_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (!*path) {
         how = "none: no memory.events (cgroup v1 or host)";
-    } else if ((g->events_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    } else if (g->events_fd < 0) {
         how = "none: cannot open memory.events";
-    } else if ((r = sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
+    } else if (pread(g->events_fd, buf, sizeof(buf), 0) >= 0 &&
+               (r = sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
                                     on_memory_event, g)) == 0) {
         how = "pollpri";
     } else {

@@ -21,6 +21,9 @@ CONTAINER_PKGS="podman runc debootstrap"
 # and in a QEMU VM booted from an initramfs: qemu, cpio, kill for ExecReload);
 # ip and unshare (tests in namespaces of their own)
 OBSERVE_PKGS="prometheus systemd qemu-system-x86 cpio procps iproute2 util-linux mount"
+# make test-vm: the cgroup v2 proof in QEMU (busybox-static is unpacked, not installed:
+# it conflicts with busybox)
+VM_PKGS="qemu-system-x86 cpio jq libc6-dev"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -30,7 +33,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS $VM_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then
