@@ -112,9 +112,11 @@ TEST_TARGETS += test-vm
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
-	@for t in $(TEST_TARGETS); do \
-	    echo "=== make $$t"; $(MAKE) --no-print-directory $$t || exit 1; done
-	@echo "=== all suites passed: $(TEST_TARGETS)"
+	@n=0; for t in $(TEST_TARGETS); do \
+	    echo "=== make $$t"; \
+	    $(MAKE) --no-print-directory $$t || { echo "suites: $$n passed, 1 failed ($$t)"; exit 1; }; \
+	    n=$$((n + 1)); done; \
+	echo "suites: $$n passed, 0 failed ($(TEST_TARGETS))"
 
 unit: deps-test
 	@$(MAKE) --no-print-directory unit-run
