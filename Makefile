@@ -7,6 +7,8 @@
 #                   integration tests against the real binary, and the real
 #                   kernel test on this machine's memory cgroup
 #   make unit       unit tests only (cmocka)
+#   make test-browser  the live page in headless Chromium against the daemon
+#   make screenshot    run test-browser and copy its screenshot to docs/
 #   make clean
 #
 # Variants build into their own directories: build/ (release), build/asan,
@@ -47,7 +49,8 @@ APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel clean
+.PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration test-kernel \
+        test-browser screenshot clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -55,9 +58,13 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# the default policy is compiled in with .incbin (app/embedded.c)
-$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
-$(BUILD)/app/embedded.o: policies/default.ini
+# the default policy and the live page are compiled in with .incbin (app/embedded.c)
+PAGE_FILES := app/page/index.html app/page/page.js app/page/page.css
+$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
+    -DPAGE_HTML_FILE='"$(CURDIR)/app/page/index.html"' \
+    -DPAGE_JS_FILE='"$(CURDIR)/app/page/page.js"' \
+    -DPAGE_CSS_FILE='"$(CURDIR)/app/page/page.css"'
+$(BUILD)/app/embedded.o: policies/default.ini $(PAGE_FILES)
 
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -88,6 +95,7 @@ TEST_TARGETS += test-asan
 TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-browser
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -116,6 +124,18 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# The live page in Debian's headless Chromium, driven over the DevTools
+# protocol (tests/browser/cdp.py); screenshots and logs land in BROWSER_OUT.
+BROWSER_OUT ?= $(CURDIR)/$(BUILD)/test-browser
+test-browser: $(BUILD)/governord
+	@mkdir -p $(BROWSER_OUT)
+	cd tests/browser && GOVERNORD=$(CURDIR)/$(BUILD)/governord OUT_DIR=$(BROWSER_OUT) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+	@ls -l $(BROWSER_OUT)/live-view.png $(BROWSER_OUT)/live-view-phone.png
+
+screenshot: test-browser
+	cp $(BROWSER_OUT)/live-view.png docs/live-view.png
 
 clean:
 	rm -rf build

@@ -1,7 +1,8 @@
 /* http.h -- the HTTP server (libmicrohttpd) of governord.
  *
- * Serves /counter, /governor, /metrics, /healthz, /readyz and / from a pool
- * of threads with epoll.  Handlers read copies of the governor's state; the
+ * Serves /counter, /governor, /governor/history, /metrics, /healthz, /readyz
+ * and the live page (/, /page.js, /page.css) from a pool of threads with
+ * epoll.  Handlers read copies of the governor's state; the
  * only state the server owns is the request counter and its own statistics,
  * both atomics. */
 #ifndef APP_HTTP_H
