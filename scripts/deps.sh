@@ -12,6 +12,7 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+BROWSER_PKGS="chromium python3-pil"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -21,7 +22,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $BROWSER_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then
