@@ -349,13 +349,15 @@
     for (let t = Math.ceil(x0 / tstep) * tstep; t <= x1; t += tstep) {
       const x = r1(X(t));
       el('line', { class: 'grid', x1: x, x2: x, y1: m.t, y2: m.t + ph }, axis);
-      el('text', { x: x, y: m.t + ph + 16, 'text-anchor': 'middle' }, axis, fmtTime(t, tstep < 60000));
+      if (x < width - 26) // a label cut off by the edge helps nobody
+        el('text', { x: x, y: m.t + ph + 16, 'text-anchor': 'middle' }, axis, fmtTime(t, tstep < 60000));
     }
 
     const plot = el('g', { 'clip-path': 'url(#plot-clip)' }, base);
 
     /* bands: holes in the data, polls that failed */
     const seg = segments(visible, st.period);
+    const labels = []; // drawn after all bands, so no band hides another's label
     let nGaps = 0;
     for (const h of seg.holes) {
       if (h.to < x0) continue;
@@ -363,7 +365,7 @@
       const w = Math.max(2, cx(h.to) - xa);
       el('rect', { class: 'gap', x: r1(xa), y: m.t, width: r1(w), height: ph }, plot,
         undefined).appendChild(el('title', {}, null, h.why));
-      if (w > 40) el('text', { class: 'gap-label', x: r1(xa + 4), y: m.t + ph - 6 }, plot, h.why);
+      if (w > 40) labels.push(['gap-label', xa + 4, m.t + ph - 6, h.why]);
       nGaps++;
     }
     let nOut = 0;
@@ -374,9 +376,10 @@
       const w = Math.max(2, cx(to) - xa);
       el('rect', { class: 'unreachable', x: r1(xa), y: m.t, width: r1(w), height: ph }, plot)
         .appendChild(el('title', {}, null, 'not reachable from this browser'));
-      if (w > 40) el('text', { class: 'unreachable-label', x: r1(xa + 4), y: m.t + 12 }, plot, 'not reachable');
+      if (w > 40) labels.push(['unreachable-label', xa + 4, m.t + 12, 'not reachable']);
       nOut++;
     }
+    for (const [cls, x, y, text] of labels) el('text', { class: cls, x: r1(x), y: y }, plot, text);
 
     /* data: buffer area, threshold and limit steps, usage lines */
     let nPoints = 0;

@@ -187,6 +187,22 @@ def page_state(page):
     })()""")
 
 
+def save_failure(page, port):
+    """What the page and the daemon showed when the test failed, for CI."""
+    for name, what in (("failure-page.json", lambda: page_state(page)),
+                       ("failure-governor.json", lambda: governor(port))):
+        try:
+            with open(os.path.join(OUT_DIR, name), "w") as f:
+                json.dump(what(), f, indent=2)
+        except Exception as e:  # the browser or the daemon may be gone
+            print("cannot save %s: %s" % (name, e))
+    try:
+        with open(os.path.join(OUT_DIR, "failure.png"), "wb") as f:
+            f.write(page.screenshot())
+    except Exception as e:
+        print("cannot save failure.png: %s" % e)
+
+
 def wait_polls(page, n, timeout=15):
     start = page_state(page)["polls"]
     page.wait_for("Number(document.body.dataset.polls || 0) >= %d" % (start + n), timeout)
@@ -212,132 +228,137 @@ def test_live_view(daemon):
 
     with Browser(OUT_DIR) as browser:
         page = browser.new_page(1280, 900)
-        page.navigate(base_url)
-        s = wait_polls(page, 3)
-        assert s["conn"] == "live" and s["failures"] == 0, s
-        assert s["cgroup"] == "v2" and s["source"] == "cgroup", s
-        assert s["limitText"] == "192 MiB", s
-        assert s["policy"] == "generation 1 · enforce", s
-
-        # 1. the collector grows up to soft (70% of 192Mi): admission control
-        # then makes new blocks replace old ones (evict decisions)
-        wait_until("the buffer at the soft line", lambda: any(
-            d["action"] == "evict" for d in governor(port)["decisions"]), 20)
-        assert governor(port)["buffer"]["bytes"] >= 60 * MiB
-
-        # 2. the rest of the pod climbs: usage passes high (85%) -> shrink
-        feeder.base = 90 * MiB
-        shrink = wait_until("a shrink decision", lambda: next(
-            (d for d in governor(port)["decisions"] if d["action"] == "shrink"), None), 10)
-        assert shrink["released_bytes"] > 0, shrink
-
-        # the page shows it: a marker and a table row with the shrink
-        page.wait_for("!!document.querySelector('#chart .marker[data-action=shrink]')", 5)
-        page.wait_for("!!document.querySelector('#decisions tr[data-action=shrink]')", 5)
-
-        # a click on the marker (real mouse events) shows its reason
-        box = page.eval("""(() => {
-            const r = document.querySelector('#chart .marker[data-action=shrink] path')
-                .getBoundingClientRect();
-            const x = r.x + r.width / 2, y = r.y + r.height / 3;
-            const hit = document.elementFromPoint(x, y).closest('.marker');
-            return {x: x, y: y, hit: hit && hit.dataset.action};
-        })()""")
-        assert box["hit"] == "shrink", box  # not hidden under another marker
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            page.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"],
-                                                   "button": "left", "clickCount": 1})
-        detail = page.wait_for(
-            "document.getElementById('detail').textContent.includes('shrink') && "
-            "document.getElementById('detail').textContent", 5)
-        assert shrink["reason"] in detail, (shrink["reason"], detail)
-
-        # 3. the buffer grows back to the soft line; then an in-place resize
-        # down, 192Mi -> 170Mi, puts usage (~133Mi) between soft and high
-        wait_until("the buffer back at the soft line", lambda: any(
-            d["action"] == "evict" and d["level"] == "normal" and d["seq"] > shrink["seq"]
-            for d in governor(port)["decisions"]), 20)
-        cg.set_limit(170 * MiB)
-        wait_until("limit 170Mi", lambda: governor(port)["memory"]["limit_bytes"] == 170 * MiB, 5)
-        page.wait_for("document.getElementById('f-limit').textContent === '170 MiB'", 5)
-
-        # the badge shows the level /governor reports (level steady: soft)
-        wait_until("level soft again", lambda: governor(port)["level"] == "soft", 10)
-        s = wait_polls(page, 2)
-        g = governor(port)
-        assert s["badge"] == s["badgeLevel"] == g["level"] == "soft", (s, g["level"])
-        # the chart has a point for every sample the governor took (all of
-        # them are inside the window so far), give or take the last poll
-        _, _, body = get(port, "/governor/history")
-        taken = len(json.loads(body)["samples"])
-        assert s["points"] >= 5 and taken - 2 <= s["points"] <= taken, (s, taken)
-        assert s["wsPoints"] >= s["points"], s
-        assert s["markers"] >= 1, s
-        rows = [r for r in s["rows"] if r["action"] == "shrink"]
-        assert rows, s["rows"]
-        assert shrink["reason"] in rows[0]["cells"], rows
-        # the table is newest first, like /governor, and holds its records
-        seqs = [r["seq"] for r in s["rows"]]
-        assert seqs == sorted(seqs, reverse=True) and len(seqs) >= 2, seqs
-        assert set(seqs) <= {d["seq"] for d in g["decisions"]}, (seqs, g["decisions"])
-
-        # 4. resize up: 170Mi -> 320Mi; the chart's scale follows
-        ymax_before = s["ymax"]
-        assert ymax_before < 320 * MiB, s
-        cg.set_limit(320 * MiB)
-        page.wait_for("Number(document.getElementById('chart').dataset.ymax) >= %d"
-                      % (320 * MiB), 5)
-        s = wait_polls(page, 1)
-        assert s["limitText"] == "320 MiB", s
-
-        # 5. the daemon stops answering for a while: SIGSTOP, then SIGCONT
-        os.kill(daemon["proc"].pid, signal.SIGSTOP)
         try:
-            page.wait_for("document.getElementById('conn').dataset.state === 'unreachable'", 10)
-            time.sleep(1.5)
-        finally:
-            os.kill(daemon["proc"].pid, signal.SIGCONT)
-        page.wait_for("document.getElementById('conn').dataset.state === 'live'", 10)
-        s = wait_polls(page, 3)
-        assert s["failures"] >= 1 and s["unreachable"] >= 1, s
-        assert s["gaps"] >= 1, s  # no samples while the governor was stopped
+            page.navigate(base_url)
+            s = wait_polls(page, 3)
+            assert s["conn"] == "live" and s["failures"] == 0, s
+            assert s["cgroup"] == "v2" and s["source"] == "cgroup", s
+            assert s["limitText"] == "192 MiB", s
+            assert s["policy"] == "generation 1 · enforce", s
 
-        shot = os.path.join(OUT_DIR, "live-view.png")
-        with open(shot, "wb") as f:
-            f.write(page.screenshot())
-        check_png(shot, 1280)
+            # 1. the collector grows up to soft (70% of 192Mi): admission control
+            # then makes new blocks replace old ones (evict decisions)
+            wait_until("the buffer at the soft line", lambda: any(
+                d["action"] == "evict" for d in governor(port)["decisions"]), 20)
+            assert governor(port)["buffer"]["bytes"] >= 60 * MiB
 
-        # phone width: nothing wider than the screen, chart still drawn
-        phone = browser.new_page(390, 844, mobile=True, scale=2)
-        phone.navigate(base_url)
-        ps = wait_polls(phone, 2)
-        assert ps["points"] >= 5 and ps["markers"] >= 1, ps
-        overflow = phone.eval("document.documentElement.scrollWidth")
-        assert overflow <= 390, overflow
-        phone_shot = os.path.join(OUT_DIR, "live-view-phone.png")
-        with open(phone_shot, "wb") as f:
-            f.write(phone.screenshot())
-        check_png(phone_shot, 780)
+            # 2. the rest of the pod climbs: usage passes high (85%) -> shrink
+            feeder.base = 90 * MiB
+            shrink = wait_until("a shrink decision", lambda: next(
+                (d for d in governor(port)["decisions"] if d["action"] == "shrink"), None), 10)
+            assert shrink["released_bytes"] > 0, shrink
 
-        # every request both pages made went to the daemon, and the polls
-        # after the first asked only for what was new
-        browser.pump(0.2)
-        for p in (page, phone):
-            assert p.requests, "no network log"
-            others = [u for u in p.requests if not u.startswith(base_url)]
-            assert not others, others
-        polls = [u for u in page.requests if "/governor/history" in u]
-        assert len(polls) >= 10, polls
-        assert re.search(r"since=[1-9]\d*&after_seq=[1-9]", polls[-1]), polls[-1]
+            # the page shows it: a marker and a table row with the shrink
+            page.wait_for("!!document.querySelector('#chart .marker[data-action=shrink]')", 5)
+            page.wait_for("!!document.querySelector('#decisions tr[data-action=shrink]')", 5)
 
-        # and the browser enforces the CSP: a fetch to another (loopback)
-        # host is blocked before it leaves the page
-        violation = page.eval("""new Promise(resolve => {
-            document.addEventListener('securitypolicyviolation',
-                e => resolve({uri: e.blockedURI, directive: e.effectiveDirective}),
-                {once: true});
-            fetch('http://127.0.0.2:%d/governor').catch(() => {});
-            setTimeout(() => resolve(null), 3000);
-        })""" % port, await_promise=True)
-        assert violation and violation["directive"] == "connect-src", violation
-        assert violation["uri"].startswith("http://127.0.0.2"), violation
+            # a click on the marker (real mouse events) shows its reason
+            box = page.eval("""(() => {
+                const r = document.querySelector('#chart .marker[data-action=shrink] path')
+                    .getBoundingClientRect();
+                const x = r.x + r.width / 2, y = r.y + r.height / 3;
+                const hit = document.elementFromPoint(x, y).closest('.marker');
+                return {x: x, y: y, hit: hit && hit.dataset.action};
+            })()""")
+            assert box["hit"] == "shrink", box  # not hidden under another marker
+            for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+                page.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"],
+                                                       "button": "left", "clickCount": 1})
+            detail = page.wait_for(
+                "document.getElementById('detail').textContent.includes('shrink') && "
+                "document.getElementById('detail').textContent", 5)
+            assert shrink["reason"] in detail, (shrink["reason"], detail)
+            page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 1, "y": 1})
+
+            # 3. the buffer grows back to the soft line; then an in-place resize
+            # down, 192Mi -> 170Mi, puts usage (~133Mi) between soft and high
+            wait_until("the buffer back at the soft line", lambda: any(
+                d["action"] == "evict" and d["level"] == "normal" and d["seq"] > shrink["seq"]
+                for d in governor(port)["decisions"]), 20)
+            cg.set_limit(170 * MiB)
+            wait_until("limit 170Mi", lambda: governor(port)["memory"]["limit_bytes"] == 170 * MiB, 5)
+            page.wait_for("document.getElementById('f-limit').textContent === '170 MiB'", 5)
+
+            # the badge shows the level /governor reports (level steady: soft)
+            wait_until("level soft again", lambda: governor(port)["level"] == "soft", 10)
+            s = wait_polls(page, 2)
+            g = governor(port)
+            assert s["badge"] == s["badgeLevel"] == g["level"] == "soft", (s, g["level"])
+            # the chart has a point for every sample the governor took (all of
+            # them are inside the window so far), give or take the last poll
+            _, _, body = get(port, "/governor/history")
+            taken = len(json.loads(body)["samples"])
+            assert s["points"] >= 5 and taken - 2 <= s["points"] <= taken, (s, taken)
+            assert s["wsPoints"] >= s["points"], s
+            assert s["markers"] >= 1, s
+            rows = [r for r in s["rows"] if r["action"] == "shrink"]
+            assert rows, s["rows"]
+            assert shrink["reason"] in rows[0]["cells"], rows
+            # the table is newest first, like /governor, and holds its records
+            seqs = [r["seq"] for r in s["rows"]]
+            assert seqs == sorted(seqs, reverse=True) and len(seqs) >= 2, seqs
+            assert set(seqs) <= {d["seq"] for d in g["decisions"]}, (seqs, g["decisions"])
+
+            # 4. resize up: 170Mi -> 320Mi; the chart's scale follows
+            ymax_before = s["ymax"]
+            assert ymax_before < 320 * MiB, s
+            cg.set_limit(320 * MiB)
+            page.wait_for("Number(document.getElementById('chart').dataset.ymax) >= %d"
+                          % (320 * MiB), 5)
+            s = wait_polls(page, 1)
+            assert s["limitText"] == "320 MiB", s
+
+            # 5. the daemon stops answering for a while: SIGSTOP, then SIGCONT
+            os.kill(daemon["proc"].pid, signal.SIGSTOP)
+            try:
+                page.wait_for("document.getElementById('conn').dataset.state === 'unreachable'", 10)
+                time.sleep(1.5)
+            finally:
+                os.kill(daemon["proc"].pid, signal.SIGCONT)
+            page.wait_for("document.getElementById('conn').dataset.state === 'live'", 10)
+            s = wait_polls(page, 3)
+            assert s["failures"] >= 1 and s["unreachable"] >= 1, s
+            assert s["gaps"] >= 1, s  # no samples while the governor was stopped
+
+            shot = os.path.join(OUT_DIR, "live-view.png")
+            with open(shot, "wb") as f:
+                f.write(page.screenshot())
+            check_png(shot, 1280)
+
+            # phone width: nothing wider than the screen, chart still drawn
+            phone = browser.new_page(390, 844, mobile=True, scale=2)
+            phone.navigate(base_url)
+            ps = wait_polls(phone, 2)
+            assert ps["points"] >= 5 and ps["markers"] >= 1, ps
+            overflow = phone.eval("document.documentElement.scrollWidth")
+            assert overflow <= 390, overflow
+            phone_shot = os.path.join(OUT_DIR, "live-view-phone.png")
+            with open(phone_shot, "wb") as f:
+                f.write(phone.screenshot())
+            check_png(phone_shot, 780)
+
+            # every request both pages made went to the daemon, and the polls
+            # after the first asked only for what was new
+            browser.pump(0.2)
+            for p in (page, phone):
+                assert p.requests, "no network log"
+                others = [u for u in p.requests if not u.startswith(base_url)]
+                assert not others, others
+            polls = [u for u in page.requests if "/governor/history" in u]
+            assert len(polls) >= 10, polls
+            assert re.search(r"since=[1-9]\d*&after_seq=[1-9]", polls[-1]), polls[-1]
+
+            # and the browser enforces the CSP: a fetch to another (loopback)
+            # host is blocked before it leaves the page
+            violation = page.eval("""new Promise(resolve => {
+                document.addEventListener('securitypolicyviolation',
+                    e => resolve({uri: e.blockedURI, directive: e.effectiveDirective}),
+                    {once: true});
+                fetch('http://127.0.0.2:%d/governor').catch(() => {});
+                setTimeout(() => resolve(null), 3000);
+            })""" % port, await_promise=True)
+            assert violation and violation["directive"] == "connect-src", violation
+            assert violation["uri"].startswith("http://127.0.0.2"), violation
+        except Exception:
+            save_failure(page, port)
+            raise
