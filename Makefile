@@ -14,6 +14,8 @@
 #                   QEMU and runs governord on its real v2 memory controller
 #   make demo       the seed's scenario on this machine's memory cgroup, with
 #                   and without the governor (as root)
+#   make test-browser  the live page in headless Chromium against the daemon
+#   make screenshot    run test-browser and copy its screenshot to docs/
 #   make clean
 #
 # Variants build into their own directories: build/ (release), build/asan,
@@ -59,7 +61,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-container test-systemd test-vm demo clean
+        test-kernel test-chart test-container test-systemd test-vm test-browser demo screenshot clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -68,9 +70,13 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-# the default policy is compiled in with .incbin (app/embedded.c)
-$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
-$(BUILD)/app/embedded.o: policies/default.ini
+# the default policy and the live page are compiled in with .incbin (app/embedded.c)
+PAGE_FILES := app/page/index.html app/page/page.js app/page/page.css
+$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
+    -DPAGE_HTML_FILE='"$(CURDIR)/app/page/index.html"' \
+    -DPAGE_JS_FILE='"$(CURDIR)/app/page/page.js"' \
+    -DPAGE_CSS_FILE='"$(CURDIR)/app/page/page.css"'
+$(BUILD)/app/embedded.o: policies/default.ini $(PAGE_FILES)
 
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -109,6 +115,7 @@ TEST_TARGETS += test-chart
 TEST_TARGETS += test-container
 TEST_TARGETS += test-systemd
 TEST_TARGETS += test-vm
+TEST_TARGETS += test-browser
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -169,6 +176,18 @@ test-vm: $(BUILD)/governord
 
 demo: $(BUILD)/governord
 	@scripts/demo.sh $(BUILD)/governord
+
+# The live page in Debian's headless Chromium, driven over the DevTools
+# protocol (tests/browser/cdp.py); screenshots and logs land in BROWSER_OUT.
+BROWSER_OUT ?= $(CURDIR)/$(BUILD)/test-browser
+test-browser: $(BUILD)/governord
+	@mkdir -p $(BROWSER_OUT)
+	cd tests/browser && GOVERNORD=$(CURDIR)/$(BUILD)/governord OUT_DIR=$(BROWSER_OUT) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+	@ls -l $(BROWSER_OUT)/live-view.png $(BROWSER_OUT)/live-view-phone.png
+
+screenshot: test-browser
+	cp $(BROWSER_OUT)/live-view.png docs/live-view.png
 
 clean:
 	rm -rf build

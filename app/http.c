@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "embedded.h"
 #include "metrics.h"
 #include "routes.h"
 #include "util.h"
@@ -43,7 +44,7 @@ struct http_server {
     uint16_t port;
 };
 
-static const unsigned counted_codes[HTTP_NCODES] = {200, 404, 405, 500, 503, 0};
+static const unsigned counted_codes[HTTP_NCODES] = {200, 400, 404, 405, 500, 503, 0};
 
 unsigned http_code_at(unsigned i)
 {
@@ -144,11 +145,68 @@ static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connectio
                      MHD_RESPMEM_MUST_COPY, true);
 }
 
-static enum MHD_Result handle_index(struct http_server *s, struct MHD_Connection *conn)
+/* GET /governor/history[?since=MS&after_seq=N]: what the live page polls. */
+static enum MHD_Result handle_history(struct http_server *s, struct MHD_Connection *conn)
 {
-    static const char page[] =
-        "governord: GET /counter, /governor, /metrics, /healthz, /readyz\n";
-    return send_static(s, conn, ROUTE_INDEX, MHD_HTTP_OK, page);
+    struct history_query q;
+    struct gov_status *st;
+    struct gov_history_sample *samples;
+    unsigned n;
+    size_t len = 0;
+    char *body = NULL, err[128], msg[160];
+
+    if (render_history_query(
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since"),
+            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after_seq"), &q, err,
+            sizeof(err)) < 0) {
+        int mlen = snprintf(msg, sizeof(msg), "bad request: %s\n", err);
+        return send_body(s, conn, ROUTE_HISTORY, MHD_HTTP_BAD_REQUEST,
+                         "text/plain; charset=utf-8", msg, (size_t)MIN(mlen, (int)sizeof(msg) - 1),
+                         MHD_RESPMEM_MUST_COPY, true);
+    }
+    st = malloc(sizeof(*st));
+    samples = malloc(sizeof(*samples) * GOV_HISTORY_SIZE);
+    if (st && samples) {
+        n = gov_history_snapshot(s->gov, q.since_ms, samples, GOV_HISTORY_SIZE, st);
+        body = render_history_json(st, samples, n, &q, gov_wall_ms(), s->app, &len);
+    }
+    free(st);
+    free(samples);
+    if (!body)
+        return send_static(s, conn, ROUTE_HISTORY, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                           "out of memory\n");
+    return send_body(s, conn, ROUTE_HISTORY, MHD_HTTP_OK, "application/json", body, len,
+                     MHD_RESPMEM_MUST_FREE, true);
+}
+
+/* GET /, /page.js, /page.css: the live page, from the binary, with a
+ * Content-Security-Policy that keeps it from loading or sending anything
+ * anywhere but this server. */
+static enum MHD_Result handle_page(struct http_server *s, struct MHD_Connection *conn,
+                                   enum route route)
+{
+    struct embedded_asset a;
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+
+    if (embedded_page_asset(route, &a) < 0)
+        return send_static(s, conn, route, MHD_HTTP_NOT_FOUND, "not found\n");
+    resp = MHD_create_response_from_buffer(a.len, (void *)a.data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a.type) != MHD_YES ||
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != MHD_YES ||
+        MHD_add_response_header(resp, "Content-Security-Policy", PAGE_CSP) != MHD_YES ||
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") != MHD_YES) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    atomic_fetch_add_explicit(&s->responses[route][code_slot(MHD_HTTP_OK)], 1,
+                              memory_order_relaxed);
+    r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connection *conn)
@@ -212,8 +270,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                  "governor loop stalled\n");
     case ROUTE_READYZ:
         return handle_readyz(s, conn);
+    case ROUTE_HISTORY:
+        return handle_history(s, conn);
     case ROUTE_INDEX:
-        return handle_index(s, conn);
+    case ROUTE_PAGE_JS:
+    case ROUTE_PAGE_CSS:
+        return handle_page(s, conn, route);
     default:
         return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
     }

@@ -1,9 +1,10 @@
 /* http.h -- the HTTP server (libmicrohttpd) of governord.
  *
- * Serves /counter, /governor, /metrics, /healthz, /readyz and / from a pool
- * of threads with epoll.  Handlers read copies of the governor's state; the
- * only state the server owns is the request counter and its own statistics
- * (responses by path and status code, for /metrics), all atomics. */
+ * Serves /counter, /governor, /governor/history, /metrics, /healthz, /readyz
+ * and the live page (/, /page.js, /page.css) from a pool of threads with
+ * epoll.  Handlers read copies of the governor's state; the only state the
+ * server owns is the request counter and its own statistics (responses by
+ * path and status code, for /metrics), all atomics. */
 #ifndef APP_HTTP_H
 #define APP_HTTP_H
 
@@ -16,11 +17,11 @@
 
 struct http_server;
 
-/* Status codes counted per path: 200, 404, 405, 500, 503 and a last slot
+/* Status codes counted per path: 200, 400, 404, 405, 500, 503 and a last slot
  * for any other code.  Responses libmicrohttpd makes by itself (400, 413,
  * 414, 431 for malformed or over-long requests) never reach a handler and
  * are not counted. */
-#define HTTP_NCODES 6
+#define HTTP_NCODES 7
 
 /* The status code counted in slot i, 0 for the "other" slot. */
 unsigned http_code_at(unsigned i);

@@ -1,11 +1,14 @@
 /* render.c -- response bodies built from a status snapshot (see render.h).
  *
  * JSON is built with jansson, never by hand, so strings from files (policy
- * errors, paths, reasons) are always escaped correctly. */
+ * errors, paths, reasons) are always escaped correctly.  /governor is
+ * indented for people; /governor/history, polled every second by the live
+ * page, is compact. */
 #include "render.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util.h"
@@ -137,4 +140,130 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
     if (out && len)
         *len = strlen(out);
     return out;
+}
+
+/* ---- /governor/history ---------------------------------------------------- */
+
+static int parse_decimal(const char *name, const char *s, uint64_t max, uint64_t *out, char *err,
+                         size_t errlen)
+{
+    uint64_t v = 0;
+    *out = 0;
+    if (!s)
+        return 0;
+    if (!*s || strlen(s) > 20)
+        goto bad;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9' || v > (max - (uint64_t)(*c - '0')) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    *out = v;
+    return 0;
+bad:
+    snprintf(err, errlen, "%s: expected a decimal number from 0 to %llu", name,
+             (unsigned long long)max);
+    return -1;
+}
+
+int render_history_query(const char *since, const char *after_seq, struct history_query *q,
+                         char *err, size_t errlen)
+{
+    uint64_t v;
+    memset(q, 0, sizeof(*q));
+    if (parse_decimal("since", since, INT64_MAX, &v, err, errlen) < 0)
+        return -1;
+    q->since_ms = (int64_t)v;
+    return parse_decimal("after_seq", after_seq, UINT64_MAX, &q->after_seq, err, errlen);
+}
+
+static json_t *bytes_or_null(bool ok, uint64_t v)
+{
+    return ok ? json_integer((json_int_t)v) : json_null();
+}
+
+static json_t *sample_json(const struct gov_history_sample *h)
+{
+    return json_pack("{s:I, s:b, s:s, s:I, s:o, s:o, s:o, s:o}", "time_ms", (json_int_t)h->wall_ms,
+                     "ok", h->ok, "level", gov_level_name((enum gov_level)h->level),
+                     "limit_bytes", (json_int_t)h->limit, "usage_bytes",
+                     bytes_or_null(h->ok, h->usage), "working_set_bytes",
+                     bytes_or_null(h->ok, h->working_set), "current_bytes",
+                     bytes_or_null(h->ok, h->current), "buffer_bytes",
+                     bytes_or_null(h->ok, h->buffer));
+}
+
+char *render_history_json(const struct gov_status *st, const struct gov_history_sample *samples,
+                          unsigned nsamples, const struct history_query *q, int64_t now_ms,
+                          const struct app_info *app, size_t *len)
+{
+    const struct gov_policy *p = &st->policy;
+    json_t *root, *jsamples, *decisions;
+    char *out;
+
+    jsamples = json_array();
+    decisions = json_array();
+    if (!jsamples || !decisions) {
+        json_decref(jsamples);
+        json_decref(decisions);
+        return NULL;
+    }
+    for (unsigned i = 0; i < nsamples; i++)
+        if (json_array_append_new(jsamples, sample_json(&samples[i])) < 0)
+            goto oom;
+    for (unsigned i = 0; i < st->ndecisions; i++) {
+        const struct gov_decision *d = &st->decisions[i];
+        json_t *j;
+        if (d->seq <= q->after_seq && d->wall_ms <= q->since_ms)
+            continue;
+        j = decision_json(d);
+        if (j && json_object_set_new(j, "time_ms", json_integer((json_int_t)d->wall_ms)) < 0) {
+            json_decref(j);
+            j = NULL;
+        }
+        if (json_array_append_new(decisions, j) < 0) /* also fails for j == NULL */
+            goto oom;
+    }
+
+    root = json_pack(
+        "{s:s, s:I, s:I, s:I, s:i, s:s, s:s,"
+        " s:{s:b, s:o, s:I, s:s, s:s, s:I, s:I, s:I, s:o},"
+        " s:I,"
+        " s:{s:f, s:f, s:f, s:f, s:f},"
+        " s:{s:s, s:s},"
+        " s:{s:s, s:I, s:o, s:o},"
+        " s:{s:o, s:o},"
+        " s:o, s:o}",
+        "version", app->version, "now_ms", (json_int_t)now_ms, "started_at_ms",
+        (json_int_t)st->started_wall_ms, "period_ms",
+        (json_int_t)MAX((uint32_t)GOV_HISTORY_PERIOD_MS, p->interval_ms), "capacity",
+        GOV_HISTORY_SIZE, "level", gov_level_name(st->level), "mode", gov_mode_name(p->mode),
+        /* memory now */
+        "memory", "readable", st->sample_ok, "error", str_or_null(st->sample_error),
+        "limit_bytes", (json_int_t)st->limit, "limit_source",
+        gov_limit_source_name(st->limit_source), "signal", gov_signal_name(p->signal),
+        "usage_bytes", (json_int_t)st->usage, "working_set_bytes",
+        (json_int_t)st->sample.working_set, "current_bytes", (json_int_t)st->sample.current,
+        "ratio", ratio_json(st->ratio),
+        "buffer_bytes", (json_int_t)st->buffer_bytes,
+        /* the current policy's lines, as fractions of the limit */
+        "thresholds", "target", p->target, "soft", p->soft, "high", p->high, "critical",
+        p->critical, "hysteresis", p->hysteresis,
+        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "how", st->cgroup.how,
+        "policy", "source", st->policy_source, "generation", (json_int_t)st->policy_generation,
+        "loaded_at", time_json(st->policy_loaded_wall_ms), "last_error",
+        str_or_null(st->policy_error),
+        "pod", "name", str_or_null(app->pod_name), "namespace", str_or_null(app->pod_namespace),
+        "samples", jsamples, "decisions", decisions);
+    if (!root)
+        return NULL; /* json_pack's "o" consumed jsamples and decisions */
+    out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (out && len)
+        *len = strlen(out);
+    return out;
+oom:
+    json_decref(jsamples);
+    json_decref(decisions);
+    return NULL;
 }

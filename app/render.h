@@ -21,4 +21,27 @@ struct app_info {
 char *render_governor_json(const struct gov_status *st, const struct app_info *app,
                            size_t *len);
 
+/* The query of GET /governor/history: the page asks only for what it does
+ * not have yet.  since_ms: samples (and updated decisions) after this
+ * wall-clock time; after_seq: decisions with a higher sequence number. */
+struct history_query {
+    int64_t since_ms;
+    uint64_t after_seq;
+};
+
+/* Parses the query parameters (either may be NULL = 0): decimal integers,
+ * nothing else.  Returns 0, or -1 with a message in err. */
+int render_history_query(const char *since, const char *after_seq, struct history_query *q,
+                         char *err, size_t errlen);
+
+/* GET /governor/history: the status the page shows, the samples (oldest
+ * first, as gov_history_snapshot() copied them after q->since_ms) and the
+ * decisions with seq > q->after_seq or updated after q->since_ms (all of
+ * the decision log for an empty query), newest first.  now_ms is the
+ * server's wall clock, the right edge of the page's chart.  Returns NULL on
+ * out of memory. */
+char *render_history_json(const struct gov_status *st, const struct gov_history_sample *samples,
+                          unsigned nsamples, const struct history_query *q, int64_t now_ms,
+                          const struct app_info *app, size_t *len);
+
 #endif

@@ -8,6 +8,8 @@ static const char *const paths[ROUTE_COUNT] = {
     [ROUTE_COUNTER] = "/counter",    [ROUTE_GOVERNOR] = "/governor",
     [ROUTE_METRICS] = "/metrics",    [ROUTE_HEALTHZ] = "/healthz",
     [ROUTE_READYZ] = "/readyz",
+    [ROUTE_HISTORY] = "/governor/history",
+    [ROUTE_PAGE_JS] = "/page.js",    [ROUTE_PAGE_CSS] = "/page.css",
 };
 
 enum route route_lookup(const char *path)

@@ -15,6 +15,9 @@ enum route {
     ROUTE_METRICS,   /* /metrics   Prometheus text format */
     ROUTE_HEALTHZ,   /* /healthz   liveness */
     ROUTE_READYZ,    /* /readyz    readiness */
+    ROUTE_HISTORY,   /* /governor/history  JSON samples and decisions for the page */
+    ROUTE_PAGE_JS,   /* /page.js   the live page's script */
+    ROUTE_PAGE_CSS,  /* /page.css  the live page's style sheet */
     ROUTE_COUNT
 };
 

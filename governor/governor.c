@@ -41,6 +41,7 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     pthread_mutex_init(&g->start_lock, NULL);
     pthread_cond_init(&g->start_cond, NULL);
     gov_declog_init(&g->declog);
+    gov_history_init(&g->history);
     g->hooks = cfg->hooks;
     g->policy_path = dup_or_null(cfg->policy_path);
     g->embedded_policy = dup_or_null(cfg->embedded_policy);
@@ -293,6 +294,20 @@ void gov_status(struct gov *g, struct gov_status *out)
     *out = g->status;
     out->ndecisions = gov_declog_copy(&g->declog, out->decisions, GOV_DECLOG_SIZE);
     pthread_mutex_unlock(&g->state_lock);
+}
+
+unsigned gov_history_snapshot(struct gov *g, int64_t since_ms, struct gov_history_sample *out,
+                              unsigned max, struct gov_status *st)
+{
+    unsigned n;
+    pthread_mutex_lock(&g->state_lock);
+    n = gov_history_copy(&g->history, since_ms, out, max);
+    if (st) {
+        *st = g->status;
+        st->ndecisions = gov_declog_copy(&g->declog, st->decisions, GOV_DECLOG_SIZE);
+    }
+    pthread_mutex_unlock(&g->state_lock);
+    return n;
 }
 
 void gov_policy(struct gov *g, struct gov_policy *out)

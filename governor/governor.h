@@ -18,7 +18,7 @@
  *
  * This header is the library's only public header: it includes the module
  * headers whose types appear in the interface (policy, cgroup, decision
- * engine, decision log, logging). */
+ * engine, decision log, memory history, logging). */
 #ifndef GOVERNOR_GOVERNOR_H
 #define GOVERNOR_GOVERNOR_H
 
@@ -30,6 +30,7 @@
 #include "cgroup.h"
 #include "decide.h"
 #include "declog.h"
+#include "history.h"
 #include "log.h"
 #include "policy.h"
 #include "quantity.h"
@@ -139,6 +140,13 @@ bool gov_admit(struct gov *g, uint64_t bytes);
 
 /* Copies the current status (takes state_lock briefly). */
 void gov_status(struct gov *g, struct gov_status *out);
+
+/* Copies the memory history -- the samples taken after since_ms (0 = all),
+ * oldest first, at most max (the newest ones) -- and, when st is not NULL,
+ * the status, both under one hold of state_lock so that they agree.
+ * Returns the number of samples copied. */
+unsigned gov_history_snapshot(struct gov *g, int64_t since_ms, struct gov_history_sample *out,
+                              unsigned max, struct gov_status *st);
 
 /* A copy of the policy in force. */
 void gov_policy(struct gov *g, struct gov_policy *out);

@@ -6,8 +6,8 @@
  *   - callers of gov_admit() (the collector thread) own admit_cg, serialized
  *     by admit_lock;
  *   - everything another thread may read -- the published status, the
- *     decision log, the counters, the policy in force -- lives behind the
- *     one state_lock, held only for copies;
+ *     decision log, the memory history, the counters, the policy in force --
+ *     lives behind the one state_lock, held only for copies;
  *   - level, heartbeat and interval are also mirrored in atomics so that the
  *     probes (/healthz, /readyz) and the collector never wait for the lock;
  *   - shrinker callbacks are never called with state_lock held (they take
@@ -48,10 +48,11 @@ struct gov {
     struct gov_cgroup *admit_cg;
 
     /* shared: state_lock protects status (including status.policy and the
-     * counters) and declog */
+     * counters), declog and history */
     pthread_mutex_t state_lock;
     struct gov_status status;
     struct gov_declog declog;
+    struct gov_history history;
 
     /* lock-free mirrors */
     atomic_int level;

@@ -14,6 +14,8 @@
  * Every wake-up except policy runs a tick right away.
  *
  * A tick is: sample -> decide (pure, decide.c) -> act -> record -> publish.
+ * Publishing also feeds the memory history (history.c: one sample per
+ * second, the peak of its ticks) inside the same hold of state_lock.
  * Only the governor thread touches the engine state and the sd-event
  * objects; results reach other threads through state_lock (see internal.h). */
 #include <errno.h>
@@ -34,6 +36,27 @@ static void governor_tick(struct gov *g);
 
 /* ---- publishing ------------------------------------------------------------ */
 
+/* Adds the status just published to the history (one sample per second;
+ * ticks within a second fold into it).  Called with state_lock held, so it
+ * only copies a few numbers; the wall clock is read only for a new second. */
+static void record_history(struct gov *g, uint64_t now_ms)
+{
+    struct gov_history_sample h = {
+        .limit = g->status.limit,
+        .level = (uint8_t)g->status.level,
+        .ok = g->status.sample_ok,
+    };
+    if (h.ok) {
+        h.usage = g->status.usage;
+        h.working_set = g->status.sample.working_set;
+        h.current = g->status.sample.current;
+        h.buffer = g->status.buffer_bytes;
+    }
+    if (gov_history_opens(&g->history, now_ms))
+        h.wall_ms = gov_wall_ms();
+    gov_history_add(&g->history, now_ms, &h);
+}
+
 static void publish_error(struct gov *g, const char *err)
 {
     bool was_ok = atomic_exchange(&g->sample_ok, false);
@@ -43,6 +66,7 @@ static void publish_error(struct gov *g, const char *err)
     g->status.counters.sample_errors++;
     g->status.counters.ticks++;
     g->status.last_tick_ms = gov_now_ms();
+    record_history(g, g->status.last_tick_ms);
     pthread_mutex_unlock(&g->state_lock);
     if (was_ok || g->status.counters.sample_errors == 1)
         gov_log(LOG_ERR, "sample_error", "cannot read the memory source; governor paused",
@@ -69,6 +93,7 @@ static void publish(struct gov *g, const struct gov_cgroup_sample *s, const stru
     g->status.buffer_objects = objects;
     g->status.counters.ticks++;
     g->status.last_tick_ms = gov_now_ms();
+    record_history(g, g->status.last_tick_ms);
     pthread_mutex_unlock(&g->state_lock);
     if (!was_ok && g->status.counters.sample_errors > 0)
         gov_log(LOG_INFO, "sample_recovered", "memory source readable again; governor resumed",

@@ -24,6 +24,8 @@ OBSERVE_PKGS="prometheus systemd qemu-system-x86 cpio procps iproute2 util-linux
 # make test-vm: the cgroup v2 proof in QEMU (busybox-static is unpacked, not installed:
 # it conflicts with busybox)
 VM_PKGS="qemu-system-x86 cpio jq libc6-dev"
+# make test-browser: the live page in headless Chromium; PIL checks the screenshots
+BROWSER_PKGS="chromium python3-pil"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -33,7 +35,7 @@ fi
 mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
-    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS $VM_PKGS" ;;
+    test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS $VM_PKGS $BROWSER_PKGS" ;;
     *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
 esac
 if $list; then

@@ -165,7 +165,9 @@ static void fill(struct gov_status *st, struct app_info *app, struct http_stats 
     app->process_start_s = 1795693800.25;
     hs->counter = 12;
     hs->requests[ROUTE_COUNTER][0] = 12;           /* 200 */
-    hs->requests[ROUTE_NOT_FOUND][1] = 3;          /* 404 */
+    for (unsigned i = 0; i < HTTP_NCODES; i++)
+        if (http_code_at(i) == 404)
+            hs->requests[ROUTE_NOT_FOUND][i] = 3;
     hs->requests[ROUTE_COUNTER][HTTP_NCODES - 1] = 1; /* any other code */
 }
 
