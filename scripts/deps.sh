@@ -61,8 +61,13 @@ fi
 echo "governord: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# a service package (nginx, prometheus) must not start during the install
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+# a service package (nginx, prometheus) must not start during the install;
+# a policy-rc.d that was there before is left as it was
+own_policy=false
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=true
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq -o DPkg::Lock::Timeout=600 $missing >/dev/null
-rm -f /usr/sbin/policy-rc.d
+if $own_policy; then rm -f /usr/sbin/policy-rc.d; fi
