@@ -1,14 +1,28 @@
 /* http.c -- governord's HTTP server on libmicrohttpd (see http.h).
  *
  * Mode: MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL with a thread pool,
- * which is the fastest combination of libmicrohttpd 0.9.75 here.  Requests
- * use the usual two-call pattern: the first call only marks the request as
- * seen (queuing a response that early makes 0.9.75 close the connection),
- * upload data is drained and ignored, and the final call answers.
+ * which is the fastest combination of libmicrohttpd 0.9.75 here (see
+ * bench/README.md).  Requests use the usual two-call pattern: the first call
+ * only marks the request as seen (queuing a response that early makes 0.9.75
+ * close the connection), upload data is drained and ignored, and the final
+ * call answers.
  *
- * Limits: a connection limit derived from RLIMIT_NOFILE, an idle timeout so
- * slow clients cannot hold a slot forever, and libmicrohttpd's per-connection
- * memory limit, which answers over-long URLs and headers with 414/431.
+ * Threads and connections: 0.9.75's epoll loop calls epoll_wait() again,
+ * with the full timeout, whenever one call returned its maximum of 128
+ * events; when exactly that many connections were ready, the thread then
+ * sleeps until a connection times out while all of them wait for answers
+ * (1,400 req/s instead of 80,000 at 128 keep-alive connections on one
+ * thread).  So no pool thread may hold more than CONNS_PER_THREAD
+ * connections (plus the listen socket and the ITC, still below 128): the
+ * connection limit is at most CONNS_PER_THREAD x threads, and the default
+ * pool has at least MIN_THREADS threads (they sleep in epoll_wait when idle).
+ *
+ * Limits: a connection limit derived from RLIMIT_NOFILE (and the above), an
+ * idle timeout so slow clients cannot hold a slot forever, and an 8 KiB
+ * per-connection memory pool, which answers over-long URLs and headers with
+ * 414/431.  The pool is zeroed on every request, so its size is paid per
+ * request: 32 KiB (the default) cost more user CPU than all of the request
+ * handling.
  *
  * Shutdown: quiesce (stop accepting), wait for in-flight requests to finish
  * (counted from the first access-handler call to the completion callback),
@@ -38,6 +52,10 @@ struct http_server {
     atomic_int inflight;           /* requests begun and not yet completed */
     uint16_t port;
 };
+
+#define CONNS_PER_THREAD 125u
+#define MIN_THREADS 8u
+#define CONN_MEMORY (8u * 1024u) /* request line and headers, parsed in place */
 
 /* Marks a connection's request as begun (the first handler call). */
 static const char request_seen;
@@ -265,7 +283,10 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     struct sockaddr_storage ss;
     socklen_t sslen;
     const union MHD_DaemonInfo *info;
-    unsigned threads = cfg->threads ? cfg->threads : (unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+    unsigned threads = cfg->threads ? cfg->threads
+                                     : MAX((unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), MIN_THREADS);
+    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit : default_conn_limit(),
+                              CONNS_PER_THREAD * threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
 
@@ -286,10 +307,10 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->conn_limit ? cfg->conn_limit : default_conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->timeout_s ? cfg->timeout_s : 10u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 10u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh build          what `make` and `make run` need
 #   scripts/deps.sh test           plus everything `make test` needs
+#   scripts/deps.sh bench          what `make` and the scripts in bench/ need
 #   scripts/deps.sh --list MODE    print the package names and exit
 #
 # As root, missing packages are installed with apt-get; as any other user
@@ -12,6 +13,9 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+# load tests, fuzzing (clang 14 + libFuzzer runtime), valgrind, lint
+TEST_PKGS="$TEST_PKGS wrk clang-14 libclang-rt-14-dev valgrind cppcheck clang-tidy-14"
+BENCH_PKGS="wrk nginx python3 curl"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -22,7 +26,8 @@ mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
     test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
-    *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
+    bench) pkgs="$BUILD_PKGS $BENCH_PKGS" ;;
+    *) echo "usage: $0 [--list] build|test|bench" >&2; exit 2 ;;
 esac
 if $list; then
     echo $pkgs
