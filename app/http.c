@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,8 +58,9 @@ struct http_server {
 #define MIN_THREADS 8u
 #define CONN_MEMORY (8u * 1024u) /* request line and headers, parsed in place */
 
-/* Marks a connection's request as begun (the first handler call). */
-static const char request_seen;
+/* Mark a connection's request as begun (the first handler call), with its
+ * body framing clear or ambiguous. */
+static const char request_seen, body_ambiguous;
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -147,6 +149,51 @@ static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connecti
                      (size_t)len, MHD_RESPMEM_MUST_COPY, true);
 }
 
+/* Body framing a proxy in front could read differently from us (request
+ * smuggling): several Content-Length headers, or Content-Length together with
+ * Transfer-Encoding (RFC 9112 6.3).  One pass over the (few) headers. */
+struct framing {
+    unsigned content_length, transfer_encoding;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        f->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* 400, and the connection is closed: where the next request starts is
+ * exactly what is in doubt. */
+static enum MHD_Result send_ambiguous(struct MHD_Connection *conn)
+{
+    static const char body[] =
+        "ambiguous body framing: several Content-Length or Transfer-Encoding headers\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result r;
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static bool framing_ok(struct MHD_Connection *conn)
+{
+    struct framing f = {0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    return f.content_length + f.transfer_encoding <= 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -159,7 +206,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
 
     if (*con_cls == NULL) {
-        *con_cls = (void *)&request_seen;
+        *con_cls = (void *)(framing_ok(conn) ? &request_seen : &body_ambiguous);
         atomic_fetch_add(&s->inflight, 1);
         return MHD_YES;
     }
@@ -167,6 +214,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* bodies are not used by any endpoint: drain them */
         return MHD_YES;
     }
+    if (*con_cls == &body_ambiguous)
+        return send_ambiguous(conn);
     status = route_precheck(method, url, &route);
     if (status == 404)
         return send_static(conn, MHD_HTTP_NOT_FOUND, "not found\n");
