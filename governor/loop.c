@@ -23,12 +23,16 @@
 #include <linux/magic.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #include "internal.h"
 #include "util.h"
 
 #define RELOAD_DEBOUNCE_USEC 100000
+/* A policy file must have been left alone this long before it is read. */
+#define POLICY_QUIET_USEC 250000
 
 static void governor_tick(struct gov *g);
 
@@ -154,8 +158,45 @@ static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
     return a && b && alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* A file rewritten in place (truncate, then write) can be read half
+ * written, and half a policy -- even an empty file -- may well be valid.  So
+ * a policy is read only when its file has not changed for POLICY_QUIET_USEC,
+ * and used only when it did not change while it was read; otherwise the
+ * reload is retried after the quiet period.  (The kubelet's atomic ..data
+ * swap never shows a partial file; editors and `echo >` do.) */
+static bool policy_file_quiet(const char *path, struct stat *st)
+{
+    struct timespec now;
+    int64_t age_us;
+    if (stat(path, st) < 0) {
+        memset(st, 0, sizeof(*st));
+        return true; /* missing or unreadable: the parser reports it */
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    age_us = ((int64_t)now.tv_sec - (int64_t)st->st_mtim.tv_sec) * 1000000 +
+             ((int64_t)now.tv_nsec - (int64_t)st->st_mtim.tv_nsec) / 1000;
+    return age_us >= POLICY_QUIET_USEC || age_us < 0; /* a future mtime never settles */
+}
+
+static bool policy_file_changed(const char *path, const struct stat *before)
+{
+    struct stat now;
+    if (stat(path, &now) < 0)
+        return before->st_ino != 0;
+    return now.st_ino != before->st_ino || now.st_dev != before->st_dev ||
+           now.st_size != before->st_size || now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
+}
+
+static void retry_reload_later(struct gov *g)
+{
+    sd_event_source_set_time_relative(g->reload_timer, POLICY_QUIET_USEC);
+    sd_event_source_set_enabled(g->reload_timer, SD_EVENT_ONESHOT);
+}
+
 static void reload_policy(struct gov *g, const char *trigger)
 {
+    struct stat before;
     struct gov_policy_errors *errs;
     struct gov_policy p;
     char *content = NULL, summary[512];
@@ -164,12 +205,20 @@ static void reload_policy(struct gov *g, const char *trigger)
 
     if (!g->policy_path)
         return;
+    if (!policy_file_quiet(g->policy_path, &before)) {
+        retry_reload_later(g);
+        return;
+    }
     errs = malloc(sizeof(*errs));
     if (!errs) {
         gov_log(LOG_ERR, "reload", "policy reload skipped: out of memory", NULL);
         return;
     }
     r = gov_policy_parse_file(g->policy_path, &p, errs, &content, &len);
+    if (policy_file_changed(g->policy_path, &before)) {
+        retry_reload_later(g); /* written while we read it */
+        goto out;
+    }
     if (same_bytes(content, len, g->policy_content, g->policy_content_len)) {
         /* unchanged (an unrelated file in the directory, or a revert) */
         pthread_mutex_lock(&g->state_lock);
