@@ -293,6 +293,26 @@ def write_policy(path, text):
     return str(path)
 
 
+def complete_responses(raw):
+    """Number of complete final (non-1xx) responses at the start of raw."""
+    n, pos = 0, 0
+    while True:
+        end = raw.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return n
+        head = raw[pos:end].split(b"\r\n")
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if end + 4 + length > len(raw):
+            return n
+        if not head[0].split(b" ")[1].startswith(b"1"):
+            n += 1
+        pos = end + 4 + length
+
+
 def parallel(n, fn):
     """Runs fn(i) in n threads and returns the results in order."""
     results = [None] * n

@@ -15,31 +15,11 @@ import socket
 import threading
 import time
 
-from conftest import scaled
+from conftest import complete_responses, scaled
 
 
 def connect(d, timeout=5):
     return socket.create_connection(("127.0.0.1", d.port), timeout=scaled(timeout))
-
-
-def complete_responses(raw):
-    """Number of complete final (non-1xx) responses at the start of raw."""
-    n, pos = 0, 0
-    while True:
-        end = raw.find(b"\r\n\r\n", pos)
-        if end < 0:
-            return n
-        head = raw[pos:end].split(b"\r\n")
-        length = 0
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if end + 4 + length > len(raw):
-            return n
-        if not head[0].split(b" ")[1].startswith(b"1"):
-            n += 1
-        pos = end + 4 + length
 
 
 def exchange(d, data, shut=True, timeout=5, responses=1):
