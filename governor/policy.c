@@ -389,7 +389,7 @@ static char *policy_reader(char *str, int num, void *stream)
         str[0] = '\0';
         return str;
     }
-    if (*s == '[') {
+    if (n > 0 && *s == '[') { /* n == 0: s may be one past the end */
         size_t len = 0;
         if (!check_line(c, s, n, str, (size_t)num - 1, &len))
             str[0] = '\0';

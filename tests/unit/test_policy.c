@@ -298,6 +298,24 @@ static void rejects_over_long_lines(void **state)
 }
 
 /* Files: the parser refuses what is not a readable regular file. */
+/* Found by fuzz_policy: a last line of blanks without a newline made the
+ * reader look one byte past the buffer (ASan in `make test-asan`). */
+static void blank_last_line_stays_in_the_buffer(void **state)
+{
+    static const char text[] = "[governor]\nmode = observe\n   \t";
+    struct gov_policy_errors errs;
+    struct gov_policy p;
+    char *exact = malloc(sizeof(text) - 1);
+    (void)state;
+    assert_non_null(exact);
+    memcpy(exact, text, sizeof(text) - 1); /* no NUL after it */
+    assert_int_equal(gov_policy_parse_string(exact, sizeof(text) - 1, "t.ini", &p, &errs), 0);
+    assert_int_equal(p.mode, GOV_MODE_OBSERVE);
+    memcpy(exact, "[governor]\n   \t", 15);
+    assert_int_equal(gov_policy_parse_string(exact, 15, "t.ini", &p, &errs), 0);
+    free(exact);
+}
+
 static void rejects_bad_files(void **state)
 {
     char dir[] = "/tmp/test_policy.XXXXXX", path[600], loop_a[600], loop_b[600];
@@ -368,6 +386,7 @@ int main(void)
         cmocka_unit_test(caps_the_number_of_errors),
         cmocka_unit_test(rejects_over_long_lines),
         cmocka_unit_test(rejects_bad_files),
+        cmocka_unit_test(blank_last_line_stays_in_the_buffer),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
