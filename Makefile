@@ -50,7 +50,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel clean
+        test-kernel test-fuzz test-valgrind lint clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -96,6 +96,7 @@ TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-fuzz
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -131,6 +132,31 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# ---- fuzzing: libFuzzer targets, clang 14, the library sources linked in ----
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 40
+FUZZ_NAMES   := policy quantity cgroup_files proc routes
+FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
+fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c
+fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
+fuzz_src_quantity     := governor/quantity.c
+fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c
+fuzz_src_proc         := governor/cgroup_parse.c governor/util.c
+fuzz_src_routes       := app/routes.c
+
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $$(fuzz_src_$$*)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(fuzz_src_$*) $(fuzz_libs_$*)
+
+# each target for FUZZ_SECONDS (regressions replayed first)
+test-fuzz: $(FUZZ_BIN)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 clean:
 	rm -rf build
