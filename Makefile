@@ -97,6 +97,8 @@ TEST_TARGETS += integration
 TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
 TEST_TARGETS += test-fuzz
+TEST_TARGETS += test-valgrind
+TEST_TARGETS += lint
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -132,6 +134,31 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# ---- lint: cppcheck and clang-tidy (checks and reasons in .clang-tidy) ----
+LINT_SRC := $(LIB_SRC) $(APP_SRC) $(MAIN_SRC) $(wildcard tests/fuzz/*.c)
+LINT_DEFS := -D_GNU_SOURCE -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
+	    --inline-suppr --suppress=missingIncludeSystem $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \
+	    $(LINT_SRC)
+	clang-tidy-14 --quiet $(LINT_SRC) -- -std=gnu11 $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \
+	    $(PKG_CFLAGS)
+	@echo "lint: cppcheck and clang-tidy clean on $(words $(LINT_SRC)) files"
+
+# ---- valgrind: the integration suite against governord under memcheck ----
+# Waits are scaled (the daemon runs 20-50x slower); the load test runs 10 s.
+VALGRIND_SCALE ?= 10
+test-valgrind: $(BUILD)/governord
+	@rm -rf build/valgrind && mkdir -p build/valgrind
+	GOVERNORD=$(CURDIR)/scripts/valgrind-governord.sh GOVERNORD_BIN=$(CURDIR)/$(BUILD)/governord \
+	VALGRIND_LOG_DIR=$(CURDIR)/build/valgrind GOVERNORD_TIMEOUT_SCALE=$(VALGRIND_SCALE) \
+	GOVERNORD_LOAD_SECONDS=10 $(PYTHON) -m pytest -q tests/integration \
+	    --ignore=tests/integration/test_kernel_v1.py || \
+	    { find build/valgrind -name '*.log' -size +0 -exec tail -n 60 {} +; exit 1; }
+	@if find build/valgrind -name '*.log' -size +0 | grep -q .; then \
+	    find build/valgrind -name '*.log' -size +0 -exec cat {} +; exit 1; fi
+	@echo "valgrind: $$(ls build/valgrind | wc -l) daemon runs, no errors, no leaks"
 
 # ---- fuzzing: libFuzzer targets, clang 14, the library sources linked in ----
 FUZZ_CC      ?= clang-14

@@ -402,8 +402,8 @@ static void watch_events(struct gov *g)
         how = "none: no memory.events (cgroup v1 or host)";
     } else if ((g->events_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         how = "none: cannot open memory.events";
-    } else if ((r = sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
-                                    on_memory_event, g)) == 0) {
+    } else if (sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
+                               on_memory_event, g) == 0) {
         how = "pollpri";
     } else {
         close(g->events_fd);
