@@ -79,7 +79,7 @@ def test_bad_files_are_reported_and_recovered_from(cgroup, daemons, tmp_path):
 
 def test_garbage_does_not_shrink_the_buffer(cgroup, daemons, tmp_path):
     policy = write_policy(tmp_path / "p.ini", "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
-                          "[collector]\nblock_size = 1Mi\ninterval_ms = 5\n")
+                          "[collector]\nblock_size = 1Mi\ninterval_ms = 10\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     d.wait_for(lambda s: s["buffer"]["blocks"] >= 10, what="a buffer")
     cgroup.write("memory.max", "12\n")  # a 12-byte "limit" is a real limit: critical

@@ -16,7 +16,7 @@ import time
 
 from conftest import ConfigMapDir, write_policy
 
-GOOD = "[governor]\ninterval_ms = 50\n[thresholds]\nhigh = 0.9\n"
+GOOD = "[governor]\ninterval_ms = 50\n[collector]\nenabled = false\n[thresholds]\nhigh = 0.9\n"
 
 
 def start(daemons, cgroup, path):
