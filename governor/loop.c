@@ -523,7 +523,10 @@ void *gov_loop_thread(void *arg)
 {
     struct gov *g = arg;
     char err[256] = "";
-    int r = loop_setup(g, err, sizeof(err));
+    int r;
+
+    pthread_setname_np(pthread_self(), "governor"); /* for top -H and bench/overhead.sh */
+    r = loop_setup(g, err, sizeof(err));
 
     pthread_mutex_lock(&g->start_lock);
     g->start_result = r < 0 ? -1 : 0;
