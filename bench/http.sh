@@ -68,7 +68,8 @@ cooldown_ms = 0
 block_size = 2Mi
 interval_ms = 10
 INI
-    GOV_CGROUP_ENTER=$(new_v1_cgroup "governord-bench-http-$$" $((128 << 20)))
+    new_v1_cgroup "governord-bench-http-$$" $((128 << 20))
+    GOV_CGROUP_ENTER=$NEW_CGROUP
     start_governord "$WORK/churn.log" --policy "$WORK/churn.ini" "${threads_args[@]}"
     CHURN_PID=$GOV_PID CHURN_PORT=$GOV_PORT CHURN_CG=$GOV_CGROUP_ENTER
     unset GOV_CGROUP_ENTER

@@ -16,16 +16,19 @@ V1_MEMORY=/sys/fs/cgroup/memory
 
 bench_cleanup() {
     local p cg
+    set +e # clean up as much as possible, whatever fails
     for p in "${BENCH_PIDS[@]}"; do
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     for cg in "${BENCH_CGROUPS[@]}"; do
         for _ in $(seq 50); do
             [ -d "$cg" ] || break
-            # shellcheck disable=SC2046
-            kill -9 $(cat "$cg/cgroup.procs" 2>/dev/null) 2>/dev/null
+            for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do
+                kill -9 "$p" 2>/dev/null
+            done
             rmdir "$cg" 2>/dev/null || sleep 0.1
         done
+        [ -d "$cg" ] && echo "$(basename "$0"): could not remove $cg" >&2
     done
     rm -rf "$WORK"
 }
@@ -126,7 +129,9 @@ cpu_ticks() {
 }
 
 # new_v1_cgroup NAME LIMIT_BYTES -- a child of the cgroup v1 memory
-# hierarchy with a hard limit (no swap escape); prints its path.
+# hierarchy with a hard limit (no swap escape), removed on exit; sets
+# NEW_CGROUP to its path.  (Not to be called in $(...): the subshell would
+# forget it for the clean-up.)
 new_v1_cgroup() {
     local cg=$V1_MEMORY/$1
     [ -w "$V1_MEMORY" ] && [ -e "$V1_MEMORY/memory.limit_in_bytes" ] ||
@@ -134,8 +139,10 @@ new_v1_cgroup() {
     mkdir "$cg" || die "cannot create $cg"
     BENCH_CGROUPS+=("$cg")
     echo "$2" >"$cg/memory.limit_in_bytes"
-    [ -e "$cg/memory.memsw.limit_in_bytes" ] && echo "$2" >"$cg/memory.memsw.limit_in_bytes"
-    echo "$cg"
+    if [ -e "$cg/memory.memsw.limit_in_bytes" ]; then
+        echo "$2" >"$cg/memory.memsw.limit_in_bytes"
+    fi
+    NEW_CGROUP=$cg
 }
 
 have_v1_memory() {

@@ -40,7 +40,8 @@ have_v1_memory || die "needs root and a cgroup v1 memory controller at $V1_MEMOR
 
 run_mode() {
     local mode=$1 cg
-    cg=$(new_v1_cgroup "governord-bench-reaction-$mode-$$" $((LIMIT_MIB << 20)))
+    new_v1_cgroup "governord-bench-reaction-$mode-$$" $((LIMIT_MIB << 20))
+    cg=$NEW_CGROUP
     cat >"$WORK/$mode.ini" <<INI
 [governor]
 mode = $mode
