@@ -61,7 +61,8 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-container test-systemd test-vm test-browser demo screenshot clean
+        test-kernel test-chart test-container test-systemd test-vm test-browser test-fuzz \
+        test-valgrind lint demo screenshot clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -116,6 +117,9 @@ TEST_TARGETS += test-container
 TEST_TARGETS += test-systemd
 TEST_TARGETS += test-vm
 TEST_TARGETS += test-browser
+TEST_TARGETS += test-fuzz
+TEST_TARGETS += test-valgrind
+TEST_TARGETS += lint
 
 test: deps-test
 	@$(MAKE) --no-print-directory all
@@ -188,6 +192,56 @@ test-browser: $(BUILD)/governord
 
 screenshot: test-browser
 	cp $(BROWSER_OUT)/live-view.png docs/live-view.png
+
+# ---- lint: cppcheck and clang-tidy (checks and reasons in .clang-tidy) ----
+LINT_SRC := $(LIB_SRC) $(APP_SRC) $(MAIN_SRC) $(wildcard tests/fuzz/*.c)
+LINT_DEFS := -D_GNU_SOURCE -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
+	    --inline-suppr --suppress=missingIncludeSystem $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \
+	    $(LINT_SRC)
+	clang-tidy-14 --quiet $(LINT_SRC) -- -std=gnu11 $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \
+	    $(PKG_CFLAGS)
+	@echo "lint: cppcheck and clang-tidy clean on $(words $(LINT_SRC)) files"
+
+# ---- valgrind: the integration suite against governord under memcheck ----
+# Waits are scaled (the daemon runs 20-50x slower); the load test runs 10 s.
+VALGRIND_SCALE ?= 10
+test-valgrind: $(BUILD)/governord
+	@rm -rf build/valgrind && mkdir -p build/valgrind
+	GOVERNORD=$(CURDIR)/scripts/valgrind-governord.sh GOVERNORD_BIN=$(CURDIR)/$(BUILD)/governord \
+	VALGRIND_LOG_DIR=$(CURDIR)/build/valgrind GOVERNORD_TIMEOUT_SCALE=$(VALGRIND_SCALE) \
+	GOVERNORD_LOAD_SECONDS=10 $(PYTHON) -m pytest -q tests/integration \
+	    --ignore=tests/integration/test_kernel_v1.py || \
+	    { find build/valgrind -name '*.log' -size +0 -exec tail -n 60 {} +; exit 1; }
+	@if find build/valgrind -name '*.log' -size +0 | grep -q .; then \
+	    find build/valgrind -name '*.log' -size +0 -exec cat {} +; exit 1; fi
+	@echo "valgrind: $$(ls build/valgrind | wc -l) daemon runs, no errors, no leaks"
+
+# ---- fuzzing: libFuzzer targets, clang 14, the library sources linked in ----
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 40
+FUZZ_NAMES   := policy quantity cgroup_files proc routes
+FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
+fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c
+fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
+fuzz_src_quantity     := governor/quantity.c
+fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c
+fuzz_src_proc         := governor/cgroup_parse.c governor/util.c
+fuzz_src_routes       := app/routes.c
+
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $$(fuzz_src_$$*)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(fuzz_src_$*) $(fuzz_libs_$*)
+
+# each target for FUZZ_SECONDS (regressions replayed first)
+test-fuzz: $(FUZZ_BIN)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 clean:
 	rm -rf build

@@ -152,6 +152,7 @@ static void *collector_thread(void *arg)
     struct collector *c = arg;
     struct gov_policy p;
 
+    pthread_setname_np(pthread_self(), "collector"); /* for top -H and bench/overhead.sh */
     gov_policy(c->gov, &p);
     while (sleep_or_stop(c, p.collector_interval_ms)) {
         gov_policy(c->gov, &p); /* block size and rate follow reloads */

@@ -1,14 +1,28 @@
 /* http.c -- governord's HTTP server on libmicrohttpd (see http.h).
  *
  * Mode: MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL with a thread pool,
- * which is the fastest combination of libmicrohttpd 0.9.75 here.  Requests
- * use the usual two-call pattern: the first call only marks the request as
- * seen (queuing a response that early makes 0.9.75 close the connection),
- * upload data is drained and ignored, and the final call answers.
+ * which is the fastest combination of libmicrohttpd 0.9.75 here (see
+ * bench/README.md).  Requests use the usual two-call pattern: the first call
+ * only marks the request as seen (queuing a response that early makes 0.9.75
+ * close the connection), upload data is drained and ignored, and the final
+ * call answers.
  *
- * Limits: a connection limit derived from RLIMIT_NOFILE, an idle timeout so
- * slow clients cannot hold a slot forever, and libmicrohttpd's per-connection
- * memory limit, which answers over-long URLs and headers with 414/431.
+ * Threads and connections: 0.9.75's epoll loop calls epoll_wait() again,
+ * with the full timeout, whenever one call returned its maximum of 128
+ * events; when exactly that many connections were ready, the thread then
+ * sleeps until a connection times out while all of them wait for answers
+ * (1,400 req/s instead of 80,000 at 128 keep-alive connections on one
+ * thread).  So no pool thread may hold more than CONNS_PER_THREAD
+ * connections (plus the listen socket and the ITC, still below 128): the
+ * connection limit is at most CONNS_PER_THREAD x threads, and the default
+ * pool has at least MIN_THREADS threads (they sleep in epoll_wait when idle).
+ *
+ * Limits: a connection limit derived from RLIMIT_NOFILE (and the above), an
+ * idle timeout so slow clients cannot hold a slot forever, and an 8 KiB
+ * per-connection memory pool, which answers over-long URLs and headers with
+ * 414/431.  The pool is zeroed on every request, so its size is paid per
+ * request: 32 KiB (the default) cost more user CPU than all of the request
+ * handling.
  *
  * Shutdown: quiesce (stop accepting), wait for in-flight requests to finish
  * (counted from the first access-handler call to the completion callback),
@@ -23,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,8 +83,14 @@ void http_get_stats(const struct http_server *s, struct http_stats *out)
                 atomic_load_explicit(&s->responses[r][c], memory_order_relaxed);
 }
 
-/* Marks a connection's request as begun (the first handler call). */
-static const char request_seen;
+
+#define CONNS_PER_THREAD 125u
+#define MIN_THREADS 8u
+#define CONN_MEMORY (8u * 1024u) /* request line and headers, parsed in place */
+
+/* Mark a connection's request as begun (the first handler call), with its
+ * body framing clear or ambiguous. */
+static const char request_seen, body_ambiguous;
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -230,6 +251,51 @@ static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connecti
                      MHD_RESPMEM_MUST_FREE, true);
 }
 
+/* Body framing a proxy in front could read differently from us (request
+ * smuggling): several Content-Length headers, or Content-Length together with
+ * Transfer-Encoding (RFC 9112 6.3).  One pass over the (few) headers. */
+struct framing {
+    unsigned content_length, transfer_encoding;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        f->content_length++;
+    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        f->transfer_encoding++;
+    return MHD_YES;
+}
+
+/* 400, and the connection is closed: where the next request starts is
+ * exactly what is in doubt. */
+static enum MHD_Result send_ambiguous(struct MHD_Connection *conn)
+{
+    static const char body[] =
+        "ambiguous body framing: several Content-Length or Transfer-Encoding headers\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result r;
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static bool framing_ok(struct MHD_Connection *conn)
+{
+    struct framing f = {0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+    return f.content_length + f.transfer_encoding <= 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -242,7 +308,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
 
     if (*con_cls == NULL) {
-        *con_cls = (void *)&request_seen;
+        *con_cls = (void *)(framing_ok(conn) ? &request_seen : &body_ambiguous);
         atomic_fetch_add(&s->inflight, 1);
         return MHD_YES;
     }
@@ -250,6 +316,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0; /* bodies are not used by any endpoint: drain them */
         return MHD_YES;
     }
+    if (*con_cls == &body_ambiguous)
+        return send_ambiguous(conn);
     status = route_precheck(method, url, &route);
     if (status == 404)
         return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -371,7 +439,10 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     struct sockaddr_storage ss;
     socklen_t sslen;
     const union MHD_DaemonInfo *info;
-    unsigned threads = cfg->threads ? cfg->threads : (unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+    unsigned threads = cfg->threads ? cfg->threads
+                                     : MAX((unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), MIN_THREADS);
+    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit : default_conn_limit(),
+                              CONNS_PER_THREAD * threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
 
@@ -392,10 +463,10 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->conn_limit ? cfg->conn_limit : default_conn_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->timeout_s ? cfg->timeout_s : 10u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 10u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

@@ -35,8 +35,8 @@ struct http_stats {
 
 struct http_config {
     const char *listen;   /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" */
-    unsigned threads;     /* worker threads (0 = number of CPUs) */
-    unsigned conn_limit;  /* 0 = derived from RLIMIT_NOFILE */
+    unsigned threads;     /* worker threads (0 = number of CPUs, at least 8) */
+    unsigned conn_limit;  /* 0 = derived from RLIMIT_NOFILE; never above 125 x threads */
     unsigned timeout_s;   /* idle connection timeout */
 };
 

@@ -284,7 +284,7 @@ int gov_parse_mountinfo_line(const char *line, struct gov_mountinfo *out)
         return -1;
     if (!(p = take_field(p, scratch, sizeof(scratch)))) /* source */
         return -1;
-    if (!(p = take_field(p, out->super_opts, sizeof(out->super_opts))))
+    if (!take_field(p, out->super_opts, sizeof(out->super_opts)))
         return -1;
     return 0;
 }
@@ -305,8 +305,16 @@ int gov_cgroup_dir_from_mount(const char *sysroot, const struct gov_mountinfo *m
     }
     if (strcmp(rel, "/") == 0)
         rel = "";
-    if (strstr(rel, "/../") || strncmp(rel, "/..", 3) == 0)
-        return -1;
+    /* no ".." component may lead out of the mount ("//.." included) */
+    for (const char *c = rel; *c;) {
+        size_t clen;
+        while (*c == '/')
+            c++;
+        clen = strcspn(c, "/");
+        if (clen == 2 && c[0] == '.' && c[1] == '.')
+            return -1;
+        c += clen;
+    }
     n = snprintf(out, len, "%s%s%s", sysroot ? sysroot : "", m->mount_point, rel);
     if (n < 0 || (size_t)n >= len)
         return -1;

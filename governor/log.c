@@ -37,8 +37,17 @@ bool gov_log_stderr_is_journal(void)
 {
     const char *e = getenv("JOURNAL_STREAM");
     unsigned long long dev, ino;
+    char *end;
     struct stat st;
-    if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+    if (!e)
+        return false;
+    errno = 0;
+    dev = strtoull(e, &end, 10); /* "DEV:INODE", both decimal */
+    if (errno || end == e || *end != ':')
+        return false;
+    e = end + 1;
+    ino = strtoull(e, &end, 10);
+    if (errno || end == e || *end || fstat(STDERR_FILENO, &st) < 0)
         return false;
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }

@@ -25,12 +25,16 @@
 #include <linux/magic.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #include "internal.h"
 #include "util.h"
 
 #define RELOAD_DEBOUNCE_USEC 100000
+/* A policy file must have been left alone this long before it is read. */
+#define POLICY_QUIET_USEC 250000
 
 static void governor_tick(struct gov *g);
 
@@ -208,6 +212,42 @@ static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
     return a && b && alen == blen && memcmp(a, b, alen) == 0;
 }
 
+/* A file rewritten in place (truncate, then write) can be read half
+ * written, and half a policy -- even an empty file -- may well be valid.  So
+ * a policy is read only when its file has not changed for POLICY_QUIET_USEC,
+ * and used only when it did not change while it was read; otherwise the
+ * reload is retried after the quiet period.  (The kubelet's atomic ..data
+ * swap never shows a partial file; editors and `echo >` do.) */
+static bool policy_file_quiet(const char *path, struct stat *st)
+{
+    struct timespec now;
+    int64_t age_us;
+    if (stat(path, st) < 0) {
+        memset(st, 0, sizeof(*st));
+        return true; /* missing or unreadable: the parser reports it */
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    age_us = ((int64_t)now.tv_sec - (int64_t)st->st_mtim.tv_sec) * 1000000 +
+             ((int64_t)now.tv_nsec - (int64_t)st->st_mtim.tv_nsec) / 1000;
+    return age_us >= POLICY_QUIET_USEC || age_us < 0; /* a future mtime never settles */
+}
+
+static bool policy_file_changed(const char *path, const struct stat *before)
+{
+    struct stat now;
+    if (stat(path, &now) < 0)
+        return before->st_ino != 0;
+    return now.st_ino != before->st_ino || now.st_dev != before->st_dev ||
+           now.st_size != before->st_size || now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+           now.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
+}
+
+static void retry_reload_later(struct gov *g)
+{
+    sd_event_source_set_time_relative(g->reload_timer, POLICY_QUIET_USEC);
+    sd_event_source_set_enabled(g->reload_timer, SD_EVENT_ONESHOT);
+}
+
 /* The generation of the policy in force (only this thread changes it). */
 static uint64_t current_generation(struct gov *g)
 {
@@ -225,6 +265,7 @@ static uint64_t current_generation(struct gov *g)
 static void reload_policy(struct gov *g, const char *trigger, bool forced)
 {
     struct gov_policy_errors *errs = NULL;
+    struct stat before;
     struct gov_policy p;
     char *content = NULL, summary[512];
     size_t len = 0;
@@ -238,6 +279,10 @@ static void reload_policy(struct gov *g, const char *trigger, bool forced)
     }
     if (!g->policy_path)
         goto out; /* the embedded policy cannot change */
+    if (!policy_file_quiet(g->policy_path, &before)) {
+        retry_reload_later(g); /* a SIGHUP's RELOADING=1 still gets its READY=1 */
+        goto out;
+    }
     errs = malloc(sizeof(*errs));
     if (!errs) {
         gov_log(LOG_ERR, "reload_failed", "policy reload skipped: out of memory", NULL);
@@ -245,6 +290,10 @@ static void reload_policy(struct gov *g, const char *trigger, bool forced)
         goto out;
     }
     r = gov_policy_parse_file(g->policy_path, &p, errs, &content, &len);
+    if (policy_file_changed(g->policy_path, &before)) {
+        retry_reload_later(g); /* written while we read it */
+        goto out;
+    }
     if (same_bytes(content, len, g->policy_content, g->policy_content_len)) {
         /* unchanged (an unrelated file in the directory, or a revert) */
         pthread_mutex_lock(&g->state_lock);
@@ -447,8 +496,8 @@ static void watch_events(struct gov *g)
     } else if (g->events_fd < 0) {
         how = "none: cannot open memory.events";
     } else if (pread(g->events_fd, buf, sizeof(buf), 0) >= 0 &&
-               (r = sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
-                                    on_memory_event, g)) == 0) {
+               sd_event_add_io(g->event, &g->events_src, g->events_fd, EPOLLPRI,
+                               on_memory_event, g) == 0) {
         how = "pollpri";
     } else {
         close(g->events_fd);
@@ -568,7 +617,10 @@ void *gov_loop_thread(void *arg)
 {
     struct gov *g = arg;
     char err[256] = "";
-    int r = loop_setup(g, err, sizeof(err));
+    int r;
+
+    pthread_setname_np(pthread_self(), "governor"); /* for top -H and bench/overhead.sh */
+    r = loop_setup(g, err, sizeof(err));
 
     if (r == 0) {
         gov_log(LOG_INFO, "governor_start", "governor loop running",

@@ -106,7 +106,8 @@ static void add_error(struct gov_policy_errors *errs, int line, const char *key,
     e->line = line;
     gov_strlcpy(e->key, key ? key : "", sizeof(e->key));
     va_start(ap, fmt);
-    vsnprintf(e->what, sizeof(e->what), fmt, ap);
+    /* the analyzer loses va_start across the early return above */
+    vsnprintf(e->what, sizeof(e->what), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
 }
 
@@ -218,7 +219,7 @@ static bool parse_bool(const char *v, bool *out)
 static void parse_value(const struct key_def *k, const char *v, struct gov_policy *p, int line,
                         const char *qname, struct gov_policy_errors *errs)
 {
-    char *field = (char *)p + k->offset;
+    void *field = (char *)p + k->offset; /* the member of type k->type */
     const char *why = NULL;
     uint64_t u;
     double d;
@@ -398,7 +399,7 @@ static char *policy_reader(char *str, int num, void *stream)
         str[0] = '\0';
         return str;
     }
-    if (*s == '[') {
+    if (n > 0 && *s == '[') { /* n == 0: s may be one past the end */
         size_t len = 0;
         if (!check_line(c, s, n, str, (size_t)num - 1, &len))
             str[0] = '\0';
@@ -581,10 +582,29 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
 
 /* ---- printing ------------------------------------------------------------ */
 
+/* The shortest plain decimal that reads back as the same double: what the
+ * parser accepts (no exponent), so a printed policy parses to itself.  Tiny
+ * values that would need an exponent are written out in full instead. */
+static void format_fraction(double d, char *buf, size_t len)
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    if (strchr(buf, 'e')) {
+        size_t n;
+        snprintf(buf, len, "%.*f", (int)(len > 3 ? len - 3 : 1), d);
+        n = strlen(buf);
+        while (n > 2 && buf[n - 1] == '0' && buf[n - 2] != '.')
+            buf[--n] = '\0';
+    }
+}
+
 static void format_value(const struct key_def *k, const struct gov_policy *p, char *buf,
                          size_t len)
 {
-    const char *field = (const char *)p + k->offset;
+    const void *field = (const char *)p + k->offset; /* the member of type k->type */
     switch (k->type) {
     case T_MODE:
         snprintf(buf, len, "%s", gov_mode_name(*(const enum gov_mode *)field));
@@ -618,7 +638,7 @@ static void format_value(const struct key_def *k, const struct gov_policy *p, ch
         break;
     }
     case T_FRACTION:
-        snprintf(buf, len, "%g", *(const double *)field);
+        format_fraction(*(const double *)field, buf, len);
         break;
     }
 }

@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh build          what `make` and `make run` need
 #   scripts/deps.sh test           plus everything `make test` needs
+#   scripts/deps.sh bench          what `make` and the scripts in bench/ need
 #   scripts/deps.sh --list MODE    print the package names and exit
 #
 # As root, missing packages are installed with apt-get; as any other user
@@ -26,6 +27,9 @@ OBSERVE_PKGS="prometheus systemd qemu-system-x86 cpio procps iproute2 util-linux
 VM_PKGS="qemu-system-x86 cpio jq libc6-dev"
 # make test-browser: the live page in headless Chromium; PIL checks the screenshots
 BROWSER_PKGS="chromium python3-pil"
+# load tests, fuzzing (clang 14 + libFuzzer runtime), valgrind, lint
+TEST_PKGS="$TEST_PKGS wrk clang-14 libclang-rt-14-dev valgrind cppcheck clang-tidy-14"
+BENCH_PKGS="wrk nginx python3 curl"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -36,7 +40,8 @@ mode=${1:-build}
 case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
     test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS $VM_PKGS $BROWSER_PKGS" ;;
-    *) echo "usage: $0 [--list] build|test" >&2; exit 2 ;;
+    bench) pkgs="$BUILD_PKGS $BENCH_PKGS" ;;
+    *) echo "usage: $0 [--list] build|test|bench" >&2; exit 2 ;;
 esac
 if $list; then
     echo $pkgs

@@ -31,6 +31,14 @@ GOVERNORD = os.environ.get(
     "GOVERNORD",
     os.path.join(os.path.dirname(__file__), "..", "..", "build", "governord"))
 
+# Every wait below is multiplied by this (make test-valgrind sets it: the
+# daemon runs 20-50x slower under valgrind).
+TIMEOUT_SCALE = float(os.environ.get("GOVERNORD_TIMEOUT_SCALE", "1"))
+
+
+def scaled(seconds):
+    return seconds * TIMEOUT_SCALE
+
 
 # ---- cgroup v2 directory ---------------------------------------------------
 
@@ -148,8 +156,10 @@ class ConfigMapDir:
 class Daemon:
     """A running governord."""
 
-    def __init__(self, args, env=None, log_path=None, wait_ready=True, wrapper=()):
-        """wrapper: a command that execs its arguments (e.g. to enter a cgroup)."""
+    def __init__(self, args, env=None, log_path=None, wait_ready=True, wrapper=(),
+                 preexec_fn=None):
+        """wrapper: a command that execs its arguments (e.g. to enter a cgroup);
+        preexec_fn: run in the child before exec (e.g. to lower a limit)."""
         self.args = list(wrapper) + [GOVERNORD] + list(args)
         if not any(a.startswith("--listen") for a in args) and \
                 not (env and "GOVERNOR_LISTEN" in env):
@@ -163,13 +173,13 @@ class Daemon:
         self.log_path = log_path
         self.log = open(log_path, "w+b")
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=self.log)
+                                     stderr=self.log, preexec_fn=preexec_fn)
         self.port = None
         if wait_ready:
             self.port = self._wait_for_port()
 
     def _wait_for_port(self, timeout=10):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             for rec in self.records():
                 if rec.get("event") == "start" and "port" in rec:
@@ -193,7 +203,7 @@ class Daemon:
         return out
 
     def request(self, path, method="GET", headers=None, body=None, timeout=5):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=scaled(timeout))
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -212,7 +222,7 @@ class Daemon:
 
     def wait_for(self, pred, timeout=5.0, what="condition"):
         """Polls /governor until pred(status) is true; returns that status."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         last = None
         while time.monotonic() < deadline:
             last = self.status()
@@ -225,11 +235,22 @@ class Daemon:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
+    def fds(self):
+        """The daemon's open file descriptors, as {fd: target}."""
+        out = {}
+        base = f"/proc/{self.proc.pid}/fd"
+        for name in os.listdir(base):
+            try:
+                out[int(name)] = os.readlink(os.path.join(base, name))
+            except FileNotFoundError:  # closed while we looked
+                pass
+        return out
+
     def stop(self, sig=signal.SIGTERM, timeout=5):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=scaled(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -248,9 +269,9 @@ def daemons(tmp_path):
     """Starts daemons on demand; every one is stopped at the end of the test."""
     started = []
 
-    def start(args, env=None, wait_ready=True):
+    def start(args, env=None, wait_ready=True, preexec_fn=None):
         d = Daemon(args, env=env, log_path=str(tmp_path / f"governord-{len(started)}.log"),
-                   wait_ready=wait_ready)
+                   wait_ready=wait_ready, preexec_fn=preexec_fn)
         started.append(d)
         return d
 
@@ -270,6 +291,26 @@ def write_policy(path, text):
     with open(path, "w") as f:
         f.write(text)
     return str(path)
+
+
+def complete_responses(raw):
+    """Number of complete final (non-1xx) responses at the start of raw."""
+    n, pos = 0, 0
+    while True:
+        end = raw.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return n
+        head = raw[pos:end].split(b"\r\n")
+        length = 0
+        for line in head[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if end + 4 + length > len(raw):
+            return n
+        if not head[0].split(b" ")[1].startswith(b"1"):
+            n += 1
+        pos = end + 4 + length
 
 
 def parallel(n, fn):

@@ -160,6 +160,11 @@ static void cgroup_dir_from_mount(void **state)
     assert_int_equal(gov_cgroup_dir_from_mount("", &m, "/other", out, sizeof(out)), -1);
     strcpy(m.root, "/");
     assert_int_equal(gov_cgroup_dir_from_mount("", &m, "/../escape", out, sizeof(out)), -1);
+    /* found by fuzz_proc: "//.." climbed out of the mount */
+    assert_int_equal(gov_cgroup_dir_from_mount("", &m, "//..", out, sizeof(out)), -1);
+    assert_int_equal(gov_cgroup_dir_from_mount("", &m, "/a/b/..", out, sizeof(out)), -1);
+    assert_int_equal(gov_cgroup_dir_from_mount("", &m, "/a/..b/c.", out, sizeof(out)), 0);
+    assert_string_equal(out, "/sys/fs/cgroup/a/..b/c.");
 }
 
 /* ---- discovery and sampling on fixture trees -------------------------------- */

@@ -298,6 +298,47 @@ static void rejects_over_long_lines(void **state)
 }
 
 /* Files: the parser refuses what is not a readable regular file. */
+/* Found by fuzz_policy: a tiny fraction was printed as "1e-29", which the
+ * parser (plain decimals only) refuses; the effective policy must parse. */
+static void printed_policy_parses_to_itself(void **state)
+{
+    static const char text[] = "[thresholds]\nhysteresis = 0.00000000000000000000000000001\n"
+                               "target = 0.6000000000000001\n";
+    struct gov_policy_errors errs;
+    struct gov_policy p, q;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    (void)state;
+    assert_int_equal(gov_policy_parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs), 0);
+    assert_non_null(f);
+    gov_policy_write(&p, f);
+    fclose(f);
+    assert_non_null(strstr(out, "target = 0.6000000000000001\n"));
+    assert_int_equal(gov_policy_parse_string(out, len, "printed", &q, &errs), 0);
+    assert_true(q.target == p.target && q.soft == p.soft && q.high == p.high);
+    assert_true(q.hysteresis > 0 && q.hysteresis < 1e-28);
+    free(out);
+}
+
+/* Found by fuzz_policy: a last line of blanks without a newline made the
+ * reader look one byte past the buffer (ASan in `make test-asan`). */
+static void blank_last_line_stays_in_the_buffer(void **state)
+{
+    static const char text[] = "[governor]\nmode = observe\n   \t";
+    struct gov_policy_errors errs;
+    struct gov_policy p;
+    char *exact = malloc(sizeof(text) - 1);
+    (void)state;
+    assert_non_null(exact);
+    memcpy(exact, text, sizeof(text) - 1); /* no NUL after it */
+    assert_int_equal(gov_policy_parse_string(exact, sizeof(text) - 1, "t.ini", &p, &errs), 0);
+    assert_int_equal(p.mode, GOV_MODE_OBSERVE);
+    memcpy(exact, "[governor]\n   \t", 15);
+    assert_int_equal(gov_policy_parse_string(exact, 15, "t.ini", &p, &errs), 0);
+    free(exact);
+}
+
 static void rejects_bad_files(void **state)
 {
     char dir[] = "/tmp/test_policy.XXXXXX", path[600], loop_a[600], loop_b[600];
@@ -368,6 +409,8 @@ int main(void)
         cmocka_unit_test(caps_the_number_of_errors),
         cmocka_unit_test(rejects_over_long_lines),
         cmocka_unit_test(rejects_bad_files),
+        cmocka_unit_test(blank_last_line_stays_in_the_buffer),
+        cmocka_unit_test(printed_policy_parses_to_itself),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
