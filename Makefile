@@ -73,10 +73,11 @@ $(BUILD)/%.o: %.c
 
 # the default policy and the live page are compiled in with .incbin (app/embedded.c)
 PAGE_FILES := app/page/index.html app/page/page.js app/page/page.css
-$(BUILD)/app/embedded.o: CFLAGS += -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
+EMBED_DEFS := -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
     -DPAGE_HTML_FILE='"$(CURDIR)/app/page/index.html"' \
     -DPAGE_JS_FILE='"$(CURDIR)/app/page/page.js"' \
     -DPAGE_CSS_FILE='"$(CURDIR)/app/page/page.css"'
+$(BUILD)/app/embedded.o: CFLAGS += $(EMBED_DEFS)
 $(BUILD)/app/embedded.o: policies/default.ini $(PAGE_FILES)
 
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
@@ -195,7 +196,7 @@ screenshot: test-browser
 
 # ---- lint: cppcheck and clang-tidy (checks and reasons in .clang-tidy) ----
 LINT_SRC := $(LIB_SRC) $(APP_SRC) $(MAIN_SRC) $(wildcard tests/fuzz/*.c)
-LINT_DEFS := -D_GNU_SOURCE -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"'
+LINT_DEFS := -D_GNU_SOURCE $(EMBED_DEFS)
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
 	    --inline-suppr --suppress=missingIncludeSystem $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \

@@ -29,6 +29,8 @@
 
 void metrics_write_label_value(FILE *f, const char *s)
 {
+    if (!s)
+        return; /* an unset value (an env var that is not there) is "" */
     for (; *s; s++) {
         switch (*s) {
         case '\\':
