@@ -8,7 +8,10 @@ import socket
 import subprocess
 import time
 
-from conftest import GIB, GOVERNORD, MIB, ConfigMapDir, parallel, write_policy
+from cgroupfs import GIB, MIB
+from conftest import parallel
+from daemon import GOVERNORD, write_file
+from kubelet import ConfigMapDir
 
 FAST = "[governor]\ninterval_ms = 50\ncooldown_ms = 0\n"
 
@@ -61,7 +64,7 @@ def test_counter_values_are_unique_under_concurrency(cgroup, daemons):
 
 
 def test_usage_climbs_governor_shrinks_the_buffer(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", FAST + "[collector]\nblock_size = 4Mi\n"
+    policy = write_file(tmp_path / "p.ini", FAST + "[collector]\nblock_size = 4Mi\n"
                           "interval_ms = 10\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     st = d.wait_for(lambda s: s["buffer"]["blocks"] >= 10, what="the buffer to grow")
@@ -101,7 +104,7 @@ def test_usage_climbs_governor_shrinks_the_buffer(cgroup, daemons, tmp_path):
 
 
 def test_in_place_resize_is_seen_within_one_interval(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", "[governor]\ninterval_ms = 300\n"
+    policy = write_file(tmp_path / "p.ini", "[governor]\ninterval_ms = 300\n"
                           "[collector]\nblock_size = 8Mi\ninterval_ms = 5\n")
     cgroup.set(current=400 * MIB)
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
@@ -174,12 +177,12 @@ def test_reload_keeps_the_buffer_and_the_server(cgroup, daemons, tmp_path):
 def test_sighup_reloads_a_file_outside_the_watched_directory(cgroup, daemons, tmp_path):
     real = tmp_path / "elsewhere"
     real.mkdir()
-    target = write_policy(real / "policy.ini", FAST)
+    target = write_file(real / "policy.ini", FAST)
     watched = tmp_path / "etc"
     watched.mkdir()
     os.symlink(target, watched / "policy.ini")
     d = daemons(["--cgroup", cgroup.path, "--policy", str(watched / "policy.ini")])
-    write_policy(target, FAST + "[collector]\nblock_size = 1Mi\n")
+    write_file(target, FAST + "[collector]\nblock_size = 1Mi\n")
     time.sleep(0.3)
     assert d.status()["policy"]["generation"] == 1  # nothing watched changed
     d.send_signal(signal.SIGHUP)
@@ -189,7 +192,7 @@ def test_sighup_reloads_a_file_outside_the_watched_directory(cgroup, daemons, tm
 
 
 def test_observe_mode_records_but_never_acts(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", FAST.replace("[governor]\n", "[governor]\nmode = observe\n")
+    policy = write_file(tmp_path / "p.ini", FAST.replace("[governor]\n", "[governor]\nmode = observe\n")
                           + "[collector]\nblock_size = 4Mi\ninterval_ms = 10\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     d.wait_for(lambda s: s["buffer"]["blocks"] >= 5, what="a buffer")
@@ -207,7 +210,7 @@ def test_observe_mode_records_but_never_acts(cgroup, daemons, tmp_path):
 
 
 def test_readyz_follows_the_memory_source(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", FAST)
+    policy = write_file(tmp_path / "p.ini", FAST)
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     assert d.get("/readyz") == (200, "ready\n")
     cgroup.remove("memory.current")  # the cgroup went away
@@ -240,7 +243,7 @@ def test_limit_sources(cgroup, daemons, tmp_path):
     assert abs(mem["limit_bytes"] - (mem["current_bytes"] + mem["host_available_bytes"])) \
         < 512 * MIB or mem["limit_bytes"] == mem["host_memtotal_bytes"]
     d.stop()
-    policy = write_policy(tmp_path / "p.ini", "[memory]\nlimit = 3Gi\n")
+    policy = write_file(tmp_path / "p.ini", "[memory]\nlimit = 3Gi\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     st = d.status()
     assert (st["memory"]["limit_source"], st["memory"]["limit_bytes"]) == ("policy", 3 * GIB)
@@ -273,16 +276,17 @@ def test_status_document_shape(cgroup, daemons, tmp_path):
 
 
 def test_memory_events_wake_the_governor(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", "[governor]\ninterval_ms = 60000\n")
+    policy = write_file(tmp_path / "p.ini", "[governor]\ninterval_ms = 60000\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     before = d.status()
     cgroup.set(current=int(0.96 * GIB))
-    cgroup.bump_event("max")  # the kernel notes a limit hit
+    # the kernel notes a limit hit (the file replaced by rename: a new inode)
+    cgroup.set_events(max=1, replace=True)
     st = d.wait_for(lambda s: s["level"] == "critical", timeout=3,
                     what="an event-driven tick (the timer is 60 s)")
     assert st["wakeups"]["events"] > before["wakeups"]["events"]
     assert st["wakeups"]["timer"] == before["wakeups"]["timer"]
-    cgroup.bump_event("oom_kill")
+    cgroup.set_events(oom_kill=1, replace=True)
     d.wait_for(lambda s: s["memory"]["oom_kills"] == 1, timeout=3, what="oom_kill seen")
 
 
@@ -345,7 +349,7 @@ def test_check_policy_accepts_the_presets():
 
 
 def test_check_policy_reports_errors(tmp_path):
-    bad = write_policy(tmp_path / "bad.ini", "[governor]\nmode = fast\n[thresholds]\n"
+    bad = write_file(tmp_path / "bad.ini", "[governor]\nmode = fast\n[thresholds]\n"
                        "soft = 0.9\nhigh = 0.85\n[extra]\n")
     r = run("--check-policy", bad)
     assert r.returncode == 1
@@ -374,7 +378,7 @@ def test_bad_flags_exit_2_with_usage():
 
 
 def test_start_failures_exit_1(tmp_path, cgroup):
-    bad = write_policy(tmp_path / "bad.ini", "[governor]\ninterval_ms = 1\n")
+    bad = write_file(tmp_path / "bad.ini", "[governor]\ninterval_ms = 1\n")
     r = run("--policy", bad, "--cgroup", cgroup.path, "--listen", "127.0.0.1:0")
     assert r.returncode == 1
     assert f"{bad}:2: governor.interval_ms: 1 ms is out of range (10..60000)" in r.stderr
@@ -390,7 +394,7 @@ def test_start_failures_exit_1(tmp_path, cgroup):
 
 
 def test_environment_equivalents(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", "[governor]\nmode = observe\n")
+    policy = write_file(tmp_path / "p.ini", "[governor]\nmode = observe\n")
     d = daemons([], env={"GOVERNOR_LISTEN": "127.0.0.1:0", "GOVERNOR_POLICY": policy,
                          "GOVERNOR_CGROUP": cgroup.path})
     st = d.status()
@@ -398,7 +402,7 @@ def test_environment_equivalents(cgroup, daemons, tmp_path):
     assert st["policy"]["source"] == policy
     assert st["cgroup"]["path"] == os.path.realpath(cgroup.path)
     # flags win over the environment
-    d2 = daemons(["--policy", write_policy(tmp_path / "q.ini", "")],
+    d2 = daemons(["--policy", write_file(tmp_path / "q.ini", "")],
                  env={"GOVERNOR_POLICY": policy, "GOVERNOR_CGROUP": cgroup.path})
     assert d2.status()["mode"] == "enforce"
 

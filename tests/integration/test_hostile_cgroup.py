@@ -13,7 +13,8 @@ import shutil
 
 import time
 
-from conftest import MIB, CgroupDir, scaled, write_policy
+from cgroupfs import MIB, CgroupDir
+from daemon import scaled, write_file
 
 FAST = "[governor]\ninterval_ms = 20\n[collector]\nenabled = false\n"
 
@@ -55,7 +56,7 @@ def wait_readyz(d, expect, timeout=3):
 
 
 def test_bad_files_are_reported_and_recovered_from(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", FAST)
+    policy = write_file(tmp_path / "p.ini", FAST)
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     assert d.get("/readyz") == (200, "ready\n")
     good = {name: open(os.path.join(cgroup.path, name)).read()
@@ -78,7 +79,7 @@ def test_bad_files_are_reported_and_recovered_from(cgroup, daemons, tmp_path):
 
 
 def test_garbage_does_not_shrink_the_buffer(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
+    policy = write_file(tmp_path / "p.ini", "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
                           "[collector]\nblock_size = 1Mi\ninterval_ms = 10\n")
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     d.wait_for(lambda s: s["buffer"]["blocks"] >= 10, what="a buffer")
@@ -102,7 +103,7 @@ def test_garbage_does_not_shrink_the_buffer(cgroup, daemons, tmp_path):
 
 
 def test_cgroup_removed_and_recreated(tmp_path, daemons):
-    policy = write_policy(tmp_path / "p.ini", FAST)
+    policy = write_file(tmp_path / "p.ini", FAST)
     cg = CgroupDir(tmp_path / "pod" / "ctr")
     d = daemons(["--cgroup", cg.path, "--policy", policy])
     counts = []
@@ -126,7 +127,7 @@ def test_cgroup_removed_and_recreated(tmp_path, daemons):
 
 
 def test_files_vanishing_one_by_one(cgroup, daemons, tmp_path):
-    policy = write_policy(tmp_path / "p.ini", FAST)
+    policy = write_file(tmp_path / "p.ini", FAST)
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     for name in ("memory.stat", "memory.max", "memory.events"):
         saved = open(os.path.join(cgroup.path, name)).read()

@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 
-from conftest import complete_responses, scaled, write_policy
+from conftest import complete_responses
+from daemon import scaled, write_file
 
 
 def connect(d, timeout=5):
@@ -101,7 +102,7 @@ def serve(daemons, cgroup, tmp_path, *args, **kw):
     """A daemon without the collector: these tests are about HTTP, and a
     buffer growing against a cgroup directory that never fills up would only
     eat memory (under valgrind for minutes)."""
-    policy = write_policy(tmp_path / "http.ini", "[collector]\nenabled = false\n")
+    policy = write_file(tmp_path / "http.ini", "[collector]\nenabled = false\n")
     return daemons(["--cgroup", cgroup.path, "--policy", policy, *args], **kw)
 
 

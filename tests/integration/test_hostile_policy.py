@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 
-from conftest import ConfigMapDir, write_policy
+from daemon import write_file
+from kubelet import ConfigMapDir
 
 GOOD = "[governor]\ninterval_ms = 50\n[collector]\nenabled = false\n[thresholds]\nhigh = 0.9\n"
 
@@ -74,7 +75,7 @@ BAD_POLICIES = [
 
 
 def test_bad_policies_written_in_place_are_rejected(cgroup, daemons, tmp_path):
-    path = write_policy(tmp_path / "policy.ini", GOOD)
+    path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
     for content, expect in BAD_POLICIES:
         tmp = str(tmp_path / ".policy.tmp")
@@ -83,7 +84,7 @@ def test_bad_policies_written_in_place_are_rejected(cgroup, daemons, tmp_path):
         os.rename(tmp, path)
         rejected(d, 1, expect)
         # the good policy again: the error clears, nothing was ever loaded
-        write_policy(tmp_path / ".policy.tmp", GOOD)
+        write_file(tmp_path / ".policy.tmp", GOOD)
         os.rename(str(tmp_path / ".policy.tmp"), path)
         d.wait_for(lambda s: s["policy"]["last_error"] is None, timeout=3, what="error cleared")
     st = d.status()
@@ -95,15 +96,15 @@ def test_bad_policies_written_in_place_are_rejected(cgroup, daemons, tmp_path):
 
 def test_empty_policy_means_the_defaults(cgroup, daemons, tmp_path):
     # documented: every key is optional, so an empty file is the default policy
-    path = write_policy(tmp_path / "policy.ini", GOOD)
+    path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
-    write_policy(path, "")
+    write_file(path, "")
     st = accepted(d, 2)
     assert st["policy"]["values"]["thresholds"]["high"] == "0.85"
 
 
 def test_missing_directory_and_symlink_loop(cgroup, daemons, tmp_path):
-    path = write_policy(tmp_path / "policy.ini", GOOD)
+    path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
 
     os.unlink(path)
@@ -124,7 +125,7 @@ def test_missing_directory_and_symlink_loop(cgroup, daemons, tmp_path):
     rejected(d, 1, "is not a regular file")
 
     os.unlink(path)
-    write_policy(path, GOOD.replace("0.9", "0.88"))
+    write_file(path, GOOD.replace("0.9", "0.88"))
     st = accepted(d, 2)
     assert st["policy"]["values"]["thresholds"]["high"] == "0.88"
 
@@ -155,7 +156,7 @@ def test_policy_rewritten_in_place(cgroup, daemons, tmp_path):
     file, is valid, since every key is optional.  The daemon only takes a
     file that has been left alone for 250 ms and did not change while it was
     read, so a reload asked for in that moment waits for the complete file."""
-    path = write_policy(tmp_path / "policy.ini", GOOD)
+    path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
     for gen, high in ((2, "0.8"), (3, "0.7")):
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
@@ -181,7 +182,7 @@ def test_policy_replaced_while_being_read(cgroup, daemons, tmp_path):
         "0.8": GOOD.replace("high = 0.9", "high = 0.8") + "; padding\n" * 2000,
     }
     broken = GOOD + "[thresholds]\nhigh = 0.2\n"
-    path = write_policy(tmp_path / "policy.ini", GOOD)
+    path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
     script = ("import os, sys, time\n"
               "texts = [t.encode() for t in sys.argv[2:]]\n"
@@ -211,7 +212,7 @@ def test_policy_replaced_while_being_read(cgroup, daemons, tmp_path):
         writer.kill()
         writer.wait()
     assert writer.returncode == 0
-    write_policy(path, versions["0.9"] + "; the end\n")
+    write_file(path, versions["0.9"] + "; the end\n")
     d.wait_for(lambda s: s["policy"]["values"]["thresholds"]["high"] == "0.9" and
                s["policy"]["last_error"] is None, timeout=3, what="the settled version")
     assert len(seen) > 1, "no reload happened while the file was replaced"

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import MIB, Daemon, write_policy
+from cgroupfs import MIB
+from daemon import Daemon, write_file
 
 V1_ROOT = "/sys/fs/cgroup/memory"
 LIMIT = 512 * MIB
@@ -89,7 +90,7 @@ def start_in(cg, policy, tmp_path):
 
 
 def test_enforce_survives_60s_under_512mib(v1cgroup, tmp_path):
-    policy = write_policy(tmp_path / "seed.ini", SEED.format(mode="enforce"))
+    policy = write_file(tmp_path / "seed.ini", SEED.format(mode="enforce"))
     d = start_in(v1cgroup, policy, tmp_path)
     st = d.status()
     assert st["cgroup"]["version"] == "v1"
@@ -119,7 +120,7 @@ def test_enforce_survives_60s_under_512mib(v1cgroup, tmp_path):
 
 
 def test_observe_is_oom_killed(v1cgroup, tmp_path):
-    policy = write_policy(tmp_path / "seed.ini", SEED.format(mode="observe"))
+    policy = write_file(tmp_path / "seed.ini", SEED.format(mode="observe"))
     d = start_in(v1cgroup, policy, tmp_path)
     try:
         d.proc.wait(timeout=20)

@@ -18,7 +18,9 @@ import time
 
 import pytest
 
-from conftest import GIB, complete_responses, parallel, scaled, write_policy
+from cgroupfs import GIB
+from conftest import complete_responses, parallel
+from daemon import scaled, write_file
 
 # the governor at `high` all the time: usage is pinned at 90% of the limit
 # (a cgroup directory the test writes), so every tick shrinks the buffer and
@@ -33,7 +35,7 @@ interval_ms = 2
 
 
 def shrinking_daemon(cgroup, daemons, tmp_path, threads=None):
-    policy = write_policy(tmp_path / "churn.ini", CHURN)
+    policy = write_file(tmp_path / "churn.ini", CHURN)
     args = ["--cgroup", cgroup.path, "--policy", policy]
     if threads:
         args += ["--threads", str(threads)]

@@ -13,48 +13,27 @@ import time
 
 import pytest
 
-from observe_helpers import (GIB, MIB, FakeCgroup, Governord, JournalCapture, policy_text,
-                             remove_dir, scratch_dir, wait_until, write_file)
+from cgroupfs import GIB, MIB, CgroupDir
+from daemon import wait_until, write_file
+from observe_helpers import JournalCapture, policy_text
 
 SEVERITIES = {"debug", "info", "warning", "error"}
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-@pytest.fixture
-def work():
-    d = scratch_dir("logs")
-    yield d
-    remove_dir(d)
-
-
-@pytest.fixture
-def start(work):
-    started = []
-
-    def run(args, env=None, wait_start=True):
-        g = Governord(args, os.path.join(work, f"governord-{len(started)}.log"), env=env,
-                      wait_start=wait_start)
-        started.append(g)
-        return g
-
-    yield run
-    for g in started:
-        g.close()
 
 
 def wait_blocks(g, n):
     wait_until(lambda: g.status()["buffer"]["blocks"] >= n, 10, f"{n} blocks")
 
 
-def test_json_lines_carry_the_documented_fields(work, start):
-    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=100 * MIB)
-    path = write_file(os.path.join(work, "policy.ini"),
+def test_json_lines_carry_the_documented_fields(tmp_path, daemons):
+    cg = CgroupDir(tmp_path / "cgroup", max_=GIB, current=100 * MIB)
+    path = write_file(tmp_path / "policy.ini",
                       policy_text(collector=True, collector_interval_ms=100))
     t0 = time.time()
-    g = start(["--cgroup", cg.path, "--policy", path], env={"GOVERNOR_LOG_FORMAT": "json"})
+    g = daemons(["--cgroup", cg.path, "--policy", path], env={"GOVERNOR_LOG_FORMAT": "json"})
     wait_blocks(g, 3)
 
-    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    cg.set(current=int(0.90 * GIB), inactive_file=0)
     g.wait_record("level_change", lambda r: r.get("governor_level") == "high")
     g.wait_record("refuse")
     write_file(path + ".new", policy_text(collector=True, collector_interval_ms=100,
@@ -64,9 +43,9 @@ def test_json_lines_carry_the_documented_fields(work, start):
     write_file(path + ".new", "[thresholds]\nhigh = 2\n")
     os.rename(path + ".new", path)
     g.wait_record("reload_failed")
-    g.send(signal.SIGHUP)
+    g.send_signal(signal.SIGHUP)
     g.wait_record("signal")
-    cg.set_usage(100 * MIB)
+    cg.set(current=100 * MIB)
     g.wait_record("level_change", lambda r: r.get("governor_level") == "normal")
     cg.write("memory.max", f"{2 * GIB}\n")  # an in-place pod resize
     g.wait_record("limit_change")
@@ -130,16 +109,16 @@ def test_json_lines_carry_the_documented_fields(work, start):
     assert [r["event"] for r in recs][-2:] == ["stop", "exit"]
 
 
-def test_text_format_for_people(work, start):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(["--cgroup", cg.path, "--policy", path, "--log-format", "text"],
-              wait_start=False)
+def test_text_format_for_people(tmp_path, daemons):
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text())
+    g = daemons(["--cgroup", cg.path, "--policy", path, "--log-format", "text"],
+                wait_ready=False)
     m = wait_until(lambda: re.search(r" start: governord listening .* port=(\d+)",
                                      g.log_text()), 10, "the start line")
     g.port = int(m.group(1))
     assert g.request("/counter")[0] == 200
-    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    cg.set(current=int(0.90 * GIB), inactive_file=0)
     wait_until(lambda: "level_change:" in g.log_text(), 5, "a level change")
     assert g.stop() == 0
 
@@ -158,13 +137,13 @@ def test_text_format_for_people(work, start):
     assert "dry_run=false" in change and "policy_generation=1" in change
 
 
-def test_log_level_filters(work, start):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(["--cgroup", cg.path, "--policy", path, "--log-level", "warning",
-               "--log-format", "json"], wait_start=False)
+def test_log_level_filters(tmp_path, daemons):
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text())
+    g = daemons(["--cgroup", cg.path, "--policy", path, "--log-level", "warning",
+                 "--log-format", "json"], wait_ready=False)
     time.sleep(0.3)
-    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    cg.set(current=int(0.90 * GIB), inactive_file=0)
     g.wait_record("level_change")
     g.proc.send_signal(signal.SIGTERM)
     assert g.proc.wait(timeout=10) == 0
@@ -172,21 +151,21 @@ def test_log_level_filters(work, start):
     assert recs and all(r["level"] in ("warning", "error") for r in recs), recs
 
 
-def test_auto_ignores_a_journal_stream_that_is_not_stderr(work, start):
+def test_auto_ignores_a_journal_stream_that_is_not_stderr(tmp_path, daemons):
     """JOURNAL_STREAM naming another file (a child of a journal-logged
     service whose stderr was redirected) must not switch to the journal."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text())
     st = os.stat(path)
-    g = start(["--cgroup", cg.path, "--policy", path],
-              env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    g = daemons(["--cgroup", cg.path, "--policy", path],
+                env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert g.stop() == 0
     assert [r["event"] for r in g.records()][-1] == "exit"
 
 
-def test_journal_native_protocol(work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=100 * MIB)
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
+def test_journal_native_protocol(tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup", max_=GIB, current=100 * MIB)
+    path = write_file(tmp_path / "policy.ini", policy_text())
     # no --log-format: auto sees JOURNAL_STREAM match stderr and uses the journal
     j = JournalCapture(["--cgroup", cg.path, "--policy", path])
     try:
@@ -196,7 +175,7 @@ def test_journal_native_protocol(work):
         assert s["MESSAGE"] == "governord listening" and s["GOVERNOR_VERSION"] == "0.1.0"
         assert s["GOVERNOR_POLICY"] == path
 
-        cg.set_usage(int(0.90 * GIB), inactive_file=0)
+        cg.set(current=int(0.90 * GIB), inactive_file=0)
         up = j.wait_entry(lambda f: f.get("GOVERNOR_EVENT") == "level_change",
                           what="level_change entry")
         assert up["PRIORITY"] == "4"  # warning
@@ -227,11 +206,11 @@ def test_journal_native_protocol(work):
 
 
 @pytest.mark.parametrize("socket_mode", ["none", "stale"])
-def test_journal_unreachable_falls_back_to_json_on_stderr(work, socket_mode):
+def test_journal_unreachable_falls_back_to_json_on_stderr(tmp_path, socket_mode):
     """No journal socket, or one nobody listens on: the lines go to stderr as
     JSON instead of being lost."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text())
     j = JournalCapture(["--cgroup", cg.path, "--policy", path, "--log-format", "journal"],
                        socket_mode=socket_mode)
     try:

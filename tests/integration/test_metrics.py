@@ -11,36 +11,18 @@ import time
 
 import pytest
 
-from observe_helpers import (GIB, MIB, FakeCgroup, Governord, parse_exposition, policy_text,
-                             promtool_check, remove_dir, scratch_dir, value, wait_until,
-                             write_file)
+from cgroupfs import GIB, MIB, CgroupDir
+from daemon import wait_until, write_file
+from observe_helpers import metrics_text, parse_exposition, policy_text, promtool_check, value
 
 
-@pytest.fixture
-def work():
-    d = scratch_dir("metrics")
-    yield d
-    remove_dir(d)
+def start(daemons, policy, cg):
+    return daemons(["--cgroup", cg.path, "--policy", policy])
 
 
-@pytest.fixture
-def start(work):
-    started = []
-
-    def run(policy, cgroup, extra=()):
-        g = Governord(["--cgroup", cgroup.path, "--policy", policy] + list(extra),
-                      os.path.join(work, f"governord-{len(started)}.log"))
-        started.append(g)
-        return g
-
-    yield run
-    for g in started:
-        g.close()
-
-
-def scrape(g, work):
-    text = g.metrics_text()
-    promtool_check(text, work)
+def scrape(g, tmp_path):
+    text = metrics_text(g)
+    promtool_check(text, tmp_path)
     return parse_exposition(text)
 
 
@@ -81,15 +63,14 @@ REQUIRED = {
 }
 
 
-def test_families_types_and_first_values(start, work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=300 * MIB,
-                    inactive_file=20 * MIB)
+def test_families_types_and_first_values(daemons, tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup", max_=GIB, current=300 * MIB, inactive_file=20 * MIB)
     cg.set_pressure(some_total_us=1_500_000, full_total_us=250_000)
-    policy = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(policy, cg)
+    policy = write_file(tmp_path / "policy.ini", policy_text())
+    g = start(daemons, policy, cg)
     g.request("/counter")  # so that the requests family has a sample
     f = wait_until(lambda: (lambda m: m if value(m, "governor_ticks_total") > 0 else None)(
-        scrape(g, work)), what="a first tick")
+        scrape(g, tmp_path)), what="a first tick")
 
     for name, kind in REQUIRED.items():
         assert name in f, f"family {name} missing"
@@ -129,12 +110,12 @@ def test_families_types_and_first_values(start, work):
     assert g.stop() == 0
 
 
-def test_process_start_time_is_the_real_start(start, work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    policy = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(policy, cg)
+def test_process_start_time_is_the_real_start(daemons, tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup")
+    policy = write_file(tmp_path / "policy.ini", policy_text())
+    g = start(daemons, policy, cg)
     time.sleep(0.3)  # a start time taken at scrape time would now be visibly late
-    f = scrape(g, work)
+    f = scrape(g, tmp_path)
     t = value(f, "governor_process_start_time_seconds")
     # starttime has clock-tick (10 ms) resolution and is taken at fork
     assert g.spawned_at - 0.05 <= t <= g.spawned_done + 0.05, (g.spawned_at, t)
@@ -147,17 +128,17 @@ def test_process_start_time_is_the_real_start(start, work):
     assert g.stop() == 0
 
 
-def test_values_move_after_shrinks(start, work):
+def test_values_move_after_shrinks(daemons, tmp_path):
     """A growing buffer, then usage past high (shrink to target), back to
     normal, regrowth, then past critical (release everything)."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=100 * MIB)
-    policy = write_file(os.path.join(work, "policy.ini"),
+    cg = CgroupDir(tmp_path / "cgroup", max_=GIB, current=100 * MIB)
+    policy = write_file(tmp_path / "policy.ini",
                         policy_text(collector=True, block_size="1Mi",
                                     collector_interval_ms=100))
-    g = start(policy, cg)
+    g = start(daemons, policy, cg)
 
     def scrape_when(pred, what, timeout=10):
-        return wait_until(lambda: (lambda m: m if pred(m) else None)(scrape(g, work)),
+        return wait_until(lambda: (lambda m: m if pred(m) else None)(scrape(g, tmp_path)),
                           timeout, what, interval=0.05)
 
     before = scrape_when(lambda m: value(m, "governor_buffer_blocks") >= 3, "3 blocks")
@@ -168,7 +149,7 @@ def test_values_move_after_shrinks(start, work):
     held = value(before, "governor_buffer_bytes")
 
     # past high (85%), below critical (95%)
-    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    cg.set(current=int(0.90 * GIB), inactive_file=0)
     high = scrape_when(lambda m: value(m, "governor_shrinks_total", level="high") >= 1,
                        "a shrink at high")
     assert value(high, "governor_level", level="high") == 1
@@ -184,14 +165,14 @@ def test_values_move_after_shrinks(start, work):
                        value(m, "governor_buffer_bytes") == 0, "refusals and an empty buffer")
 
     # back to normal; the buffer grows again
-    cg.set_usage(100 * MIB)
+    cg.set(current=100 * MIB)
     normal = scrape_when(lambda m: value(m, "governor_level", level="normal") == 1 and
                          value(m, "governor_buffer_blocks") >= 3, "regrowth at normal")
     regrown = value(normal, "governor_buffer_bytes")
     refused = value(normal, "governor_refused_allocations_total")
 
     # past critical (95%): everything above the floor (0) is released at once
-    cg.set_usage(int(0.97 * GIB))
+    cg.set(current=int(0.97 * GIB))
     crit = scrape_when(lambda m: value(m, "governor_shrinks_total", level="critical") >= 1,
                        "a release at critical")
     assert value(crit, "governor_level", level="critical") == 1
@@ -213,11 +194,11 @@ def test_values_move_after_shrinks(start, work):
     assert g.stop() == 0
 
 
-def test_oom_kills_events_and_wakeups(start, work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    policy = write_file(os.path.join(work, "policy.ini"), policy_text(interval_ms=2000))
-    g = start(policy, cg)
-    f0 = scrape(g, work)
+def test_oom_kills_events_and_wakeups(daemons, tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup")
+    policy = write_file(tmp_path / "policy.ini", policy_text(interval_ms=2000))
+    g = start(daemons, policy, cg)
+    f0 = scrape(g, tmp_path)
     assert value(f0, "governor_memory_oom_kills_total") == 0
     woken = value(f0, "governor_wakeups_total", source="events")
 
@@ -225,7 +206,7 @@ def test_oom_kills_events_and_wakeups(start, work):
     # (the timer is 2 s, so the new values arrive through the events wake-up)
     cg.set_events(max=7, oom=3, oom_kill=2, high=11)
     f = wait_until(lambda: (lambda m: m if value(m, "governor_memory_oom_kills_total") == 2
-                            else None)(scrape(g, work)), 1.5, "oom_kill 2")
+                            else None)(scrape(g, tmp_path)), 1.5, "oom_kill 2")
     assert value(f, "governor_memory_events_total", event="max") == 7
     assert value(f, "governor_memory_events_total", event="oom") == 3
     assert value(f, "governor_memory_events_total", event="high") == 11
@@ -233,12 +214,12 @@ def test_oom_kills_events_and_wakeups(start, work):
     assert g.stop() == 0
 
 
-def test_policy_reloads_and_generation(start, work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = os.path.join(work, "policy.ini")
+def test_policy_reloads_and_generation(daemons, tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = str(tmp_path / "policy.ini")
     write_file(path, policy_text())
-    g = start(path, cg)
-    f = scrape(g, work)
+    g = start(daemons, path, cg)
+    f = scrape(g, tmp_path)
     assert value(f, "governor_policy_generation") == 1
     loaded1 = value(f, "governor_policy_loaded_timestamp_seconds")
     assert g.spawned_at - 1 <= loaded1 <= time.time()
@@ -247,7 +228,7 @@ def test_policy_reloads_and_generation(start, work):
     write_file(path + ".new", policy_text(mode="observe"))
     os.rename(path + ".new", path)
     f = wait_until(lambda: (lambda m: m if value(m, "governor_policy_generation") == 2
-                            else None)(scrape(g, work)), 5, "generation 2")
+                            else None)(scrape(g, tmp_path)), 5, "generation 2")
     assert value(f, "governor_policy_reloads_total", result="success") == 1
     assert value(f, "governor_policy_reloads_total", result="failure") == 0
     assert value(f, "governor_mode", mode="observe") == 1
@@ -259,24 +240,24 @@ def test_policy_reloads_and_generation(start, work):
     os.rename(path + ".new", path)
     f = wait_until(lambda: (lambda m: m if value(m, "governor_policy_reloads_total",
                                                  result="failure") == 1 else None)(
-        scrape(g, work)), 5, "a failed reload")
+        scrape(g, tmp_path)), 5, "a failed reload")
     assert value(f, "governor_policy_generation") == 2
     assert value(f, "governor_policy_reloads_total", result="success") == 1
 
     # SIGHUP with the same broken file: nothing new is counted
-    g.send(signal.SIGHUP)
+    g.send_signal(signal.SIGHUP)
     g.wait_record("signal")
     time.sleep(0.3)
-    f = scrape(g, work)
+    f = scrape(g, tmp_path)
     assert value(f, "governor_policy_reloads_total", result="failure") == 1
     assert value(f, "governor_policy_generation") == 2
     assert g.stop() == 0
 
 
-def test_http_requests_by_path_and_code(start, work):
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    policy = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(policy, cg)
+def test_http_requests_by_path_and_code(daemons, tmp_path):
+    cg = CgroupDir(tmp_path / "cgroup")
+    policy = write_file(tmp_path / "policy.ini", policy_text())
+    g = start(daemons, policy, cg)
     for _ in range(7):
         assert g.request("/counter")[0] == 200
     for _ in range(2):
@@ -288,7 +269,7 @@ def test_http_requests_by_path_and_code(start, work):
     assert g.request("/healthz")[0] in (200, 503)
     assert g.request("/")[0] == 200
 
-    f = scrape(g, work)  # the first scrape: itself not yet counted
+    f = scrape(g, tmp_path)  # the first scrape: itself not yet counted
     assert value(f, "governor_http_requests_total", path="/counter", code="200") == 9
     assert value(f, "governor_http_requests_total", path="other", code="404") == 3
     assert value(f, "governor_http_requests_total", path="/counter", code="405") == 1
@@ -301,22 +282,22 @@ def test_http_requests_by_path_and_code(start, work):
     assert frozenset({("path", "/metrics"), ("code", "200")}) not in \
         f["governor_http_requests_total"]["samples"]
 
-    f = scrape(g, work)
+    f = scrape(g, tmp_path)
     assert value(f, "governor_http_requests_total", path="/metrics", code="200") == 1
     assert g.stop() == 0
 
 
-def test_unreadable_memory_source_is_visible(start, work):
+def test_unreadable_memory_source_is_visible(daemons, tmp_path):
     """A broken memory.current: readable 0, sample errors counted, still lint-clean."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    policy = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(policy, cg)
+    cg = CgroupDir(tmp_path / "cgroup")
+    policy = write_file(tmp_path / "policy.ini", policy_text())
+    g = start(daemons, policy, cg)
     cg.write("memory.current", "garbage\n")
     f = wait_until(lambda: (lambda m: m if value(m, "governor_memory_readable") == 0
-                            else None)(scrape(g, work)), 5, "readable 0")
+                            else None)(scrape(g, tmp_path)), 5, "readable 0")
     assert value(f, "governor_sample_errors_total") >= 1
-    cg.set_usage(200 * MIB)
+    cg.set(current=200 * MIB)
     f = wait_until(lambda: (lambda m: m if value(m, "governor_memory_readable") == 1
-                            else None)(scrape(g, work)), 5, "readable 1")
+                            else None)(scrape(g, tmp_path)), 5, "readable 1")
     assert value(f, "governor_memory_current_bytes") == 200 * MIB
     assert g.stop() == 0

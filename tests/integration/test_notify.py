@@ -9,36 +9,16 @@ import time
 
 import pytest
 
-from observe_helpers import (GIB, MIB, FakeCgroup, Governord, NotifySocket, policy_text,
-                             remove_dir, scratch_dir, wait_until, write_file)
+from cgroupfs import GIB, MIB, CgroupDir
+from daemon import Daemon, wait_until, write_file
+from observe_helpers import NotifySocket, policy_text
 
 
 @pytest.fixture
-def work():
-    d = scratch_dir("notify")
-    yield d
-    remove_dir(d)
-
-
-@pytest.fixture
-def manager(work):
-    sock = NotifySocket(os.path.join(work, "notify.sock"))
+def manager(tmp_path):
+    sock = NotifySocket(str(tmp_path / "notify.sock"))
     yield sock
     sock.close()
-
-
-@pytest.fixture
-def start(work):
-    started = []
-
-    def run(args, env):
-        g = Governord(args, os.path.join(work, f"governord-{len(started)}.log"), env=env)
-        started.append(g)
-        return g
-
-    yield run
-    for g in started:
-        g.close()
 
 
 def kinds(messages):
@@ -60,11 +40,11 @@ def pings(messages):
     return [t for t, _, fields, _ in messages if fields.get("WATCHDOG") == "1"]
 
 
-def test_lifecycle_order_and_content(work, manager, start):
-    cg = FakeCgroup(os.path.join(work, "cgroup"), limit=GIB, current=100 * MIB)
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(["--cgroup", cg.path, "--policy", path],
-              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000"})
+def test_lifecycle_order_and_content(tmp_path, manager, daemons):
+    cg = CgroupDir(tmp_path / "cgroup", max_=GIB, current=100 * MIB)
+    path = write_file(tmp_path / "policy.ini", policy_text())
+    g = daemons(["--cgroup", cg.path, "--policy", path],
+                env={"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000"})
 
     ready = manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
     t_ready, pid, fields, _ = manager.snapshot()[ready]
@@ -75,7 +55,7 @@ def test_lifecycle_order_and_content(work, manager, start):
     assert g.request("/counter")[0] == 200
 
     # a level change: STATUS with the level and the usage
-    cg.set_usage(int(0.90 * GIB), inactive_file=0)
+    cg.set(current=int(0.90 * GIB), inactive_file=0)
     i = manager.wait_for(lambda f: f.get("STATUS", "").startswith("level high"),
                          what="STATUS=level high")
     assert manager.snapshot()[i][2]["STATUS"] == "level high, usage 921.6Mi of 1Gi"
@@ -94,7 +74,7 @@ def test_lifecycle_order_and_content(work, manager, start):
     # SIGHUP with the file unchanged: still RELOADING=1 ... READY=1 (systemd
     # 253's Type=notify-reload sends SIGHUP and waits for exactly that)
     before = time.monotonic()
-    g.send(signal.SIGHUP)
+    g.send_signal(signal.SIGHUP)
     r2 = manager.wait_for(lambda f: f.get("RELOADING") == "1", after=d1 + 1,
                           what="RELOADING=1 after SIGHUP")
     assert before * 1e6 <= int(manager.snapshot()[r2][2]["MONOTONIC_USEC"]) <= \
@@ -122,15 +102,15 @@ def test_lifecycle_order_and_content(work, manager, start):
     assert 1.0 / 0.8 <= (len(ts) - 1) / span <= 1.0 / 0.24, (len(ts), span)
 
 
-def test_watchdog_stops_when_the_governor_loop_is_stuck(work, manager, start):
+def test_watchdog_stops_when_the_governor_loop_is_stuck(tmp_path, manager, daemons):
     """The pings come from the governor loop itself: block the loop (its next
     open() of memory.current hangs on a FIFO, like a read of a hung
     filesystem) and they stop while HTTP still answers; unblock it and they
     resume."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text(interval_ms=50))
-    g = start(["--cgroup", cg.path, "--policy", path],
-              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "600000"})
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text(interval_ms=50))
+    g = daemons(["--cgroup", cg.path, "--policy", path],
+                env={"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "600000"})
     manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
     wait_until(lambda: len(pings(manager.snapshot())) >= 2, 3, "two pings")
 
@@ -158,29 +138,28 @@ def test_watchdog_stops_when_the_governor_loop_is_stuck(work, manager, start):
     assert g.stop() == 0
 
 
-def test_no_watchdog_pings_for_another_pid(work, manager, start):
+def test_no_watchdog_pings_for_another_pid(tmp_path, manager, daemons):
     """WATCHDOG_PID names the process the watchdog is meant for."""
-    cg = FakeCgroup(os.path.join(work, "cgroup"))
-    path = write_file(os.path.join(work, "policy.ini"), policy_text())
-    g = start(["--cgroup", cg.path, "--policy", path],
-              {"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = write_file(tmp_path / "policy.ini", policy_text())
+    g = daemons(["--cgroup", cg.path, "--policy", path],
+                env={"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
     manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
     time.sleep(0.8)
     assert pings(manager.snapshot()) == []
     assert g.stop() == 0
 
 
-def test_abstract_socket_and_failed_start(work, start):
+def test_abstract_socket_and_failed_start(tmp_path, daemons):
     """NOTIFY_SOCKET may name an abstract socket (@name); a start that fails
     reports why in STATUS= and never sends READY=1."""
     name = f"@governord-test-{os.getpid()}-{time.monotonic_ns()}"
     sock = NotifySocket("\0" + name[1:])
     try:
-        cg = FakeCgroup(os.path.join(work, "cgroup"))
-        bad = write_file(os.path.join(work, "bad.ini"), "[thresholds]\nsoft = 0.99\n")
-        g = Governord(["--cgroup", cg.path, "--policy", bad],
-                      os.path.join(work, "failed.log"), env={"NOTIFY_SOCKET": name},
-                      wait_start=False)
+        cg = CgroupDir(tmp_path / "cgroup")
+        bad = write_file(tmp_path / "bad.ini", "[thresholds]\nsoft = 0.99\n")
+        g = Daemon(["--cgroup", cg.path, "--policy", bad], log_path=tmp_path / "failed.log",
+                   env={"NOTIFY_SOCKET": name}, wait_ready=False)
         assert g.proc.wait(timeout=10) == 1
         g.close()
         i = sock.wait_for(lambda f: "STATUS" in f, what="STATUS after a failed start")
@@ -188,8 +167,8 @@ def test_abstract_socket_and_failed_start(work, start):
         assert "soft" in sock.snapshot()[i][2]["STATUS"]
         assert not any(f.get("READY") for _, _, f, _ in sock.snapshot())
 
-        path = write_file(os.path.join(work, "policy.ini"), policy_text())
-        g = start(["--cgroup", cg.path, "--policy", path], {"NOTIFY_SOCKET": name})
+        path = write_file(tmp_path / "policy.ini", policy_text())
+        g = daemons(["--cgroup", cg.path, "--policy", path], env={"NOTIFY_SOCKET": name})
         sock.wait_for(lambda f: f.get("READY") == "1", what="READY=1 on @socket")
         assert g.stop() == 0
         sock.wait_for(lambda f: f.get("STOPPING") == "1", what="STOPPING=1 on @socket")
