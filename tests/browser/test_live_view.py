@@ -1,7 +1,7 @@
 """The live page (GET /) in a real headless Chromium against the real daemon.
 
 governord runs with --cgroup pointing at a directory in cgroup v2 formats
-(fakecgroup.py).  A feeder thread plays the kernel: every 100 ms it sets
+(tests/pylib/cgroupfs.py).  A feeder thread plays the kernel: every 100 ms it sets
 memory.current to what the pod would use -- the rest of the pod (`base`,
 which the test raises) plus the collector's buffer as /governor reports it --
 so the collector's growth, the governor's shrink and evictions all show up
@@ -18,23 +18,19 @@ decision marker with real mouse events, saves screenshots (laptop and phone
 width) under OUT_DIR, and checks every request the page made.
 """
 
-import http.client
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
 from cdp import Browser
-from fakecgroup import MiB, FakeCgroup
+from cgroupfs import MIB, CgroupDir
+from daemon import Daemon, wait_until, write_file
 
-GOVERNORD = os.environ.get("GOVERNORD", os.path.join(os.getcwd(), "build", "governord"))
 OUT_DIR = os.environ.get("OUT_DIR", os.path.join(os.getcwd(), "build", "test-browser"))
 
 POLICY = """\
@@ -48,97 +44,51 @@ interval_ms = 100
 """
 
 
-def get(port, path, timeout=2.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-    finally:
-        conn.close()
-
-
-def governor(port, timeout=2.0):
-    status, _, body = get(port, "/governor", timeout)
-    assert status == 200
-    return json.loads(body)
-
-
-def wait_until(what, fn, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        time.sleep(0.1)
+def poll_until(what, fn, timeout):
+    """wait_until, polling every 100 ms (each poll may be a request)."""
+    return wait_until(fn, timeout, what, interval=0.1)
 
 
 class Feeder(threading.Thread):
     """Sets memory.current = base + the collector's buffer, every 100 ms."""
 
-    def __init__(self, cg, port, base):
+    def __init__(self, cg, d, base):
         super().__init__(daemon=True)
-        self.cg, self.port, self.base = cg, port, base
+        self.cg, self.d, self.base = cg, d, base
         self.buffer = 0
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             try:
-                self.buffer = governor(self.port, timeout=0.5)["buffer"]["bytes"]
+                self.buffer = self.d.status(timeout=0.5)["buffer"]["bytes"]
             except (OSError, AssertionError, ValueError):
                 pass  # daemon stopped (SIGSTOP): keep the last figure
-            self.cg.set_current(self.base + self.buffer)
+            self.cg.set(current=self.base + self.buffer)
             self.stop.wait(0.1)
 
 
 @pytest.fixture
-def daemon():
+def daemon(tmp_path):
     os.makedirs(OUT_DIR, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="governord-browser-%d-" % os.getpid())
-    cg = FakeCgroup(os.path.join(tmp, "cgroup"), limit=192 * MiB)
-    os.makedirs(os.path.join(tmp, "policy"))
-    policy = os.path.join(tmp, "policy", "policy.ini")
-    with open(policy, "w") as f:
-        f.write(POLICY)
+    cg = CgroupDir(tmp_path / "cgroup", current=24 * MIB, max_=192 * MIB,
+                   inactive_file=12 * MIB, active_file=4 * MIB)
+    os.makedirs(tmp_path / "policy")
+    policy = write_file(tmp_path / "policy" / "policy.ini", POLICY)
     log_path = os.path.join(OUT_DIR, "governord.log")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([GOVERNORD, "--listen", "127.0.0.1:0", "--cgroup", cg.path,
-                             "--policy", policy, "--log-format", "json", "--threads", "2"],
-                            stdout=log, stderr=log)
-    feeder = None
+    d = Daemon(["--cgroup", cg.path, "--policy", policy, "--log-format", "json",
+                "--threads", "2"], log_path=log_path, http_timeout=2.0)
+    feeder = Feeder(cg, d, base=48 * MIB)
+    feeder.start()
     try:
-        def started():
-            assert proc.poll() is None, "governord exited; see " + log_path
-            with open(log_path, "rb") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue
-                    if rec.get("event") == "start":
-                        return rec["port"]
-            return None
-        port = wait_until("the start log line", started, 10)
-        feeder = Feeder(cg, port, base=48 * MiB)
-        feeder.start()
-        yield {"port": port, "cg": cg, "proc": proc, "feeder": feeder, "log": log_path}
+        yield {"d": d, "cg": cg, "feeder": feeder}
     finally:
-        if feeder:
-            feeder.stop.set()
-            feeder.join()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        feeder.stop.set()
+        feeder.join()
+        if d.proc.poll() is None:
+            d.send_signal(signal.SIGCONT)  # if the test left it stopped
+        rc = d.stop(timeout=10)
+    assert rc == 0, f"governord exited {rc}; see {log_path}"
 
 
 def check_png(path, width):
@@ -187,10 +137,10 @@ def page_state(page):
     })()""")
 
 
-def save_failure(page, port):
+def save_failure(page, gov):
     """What the page and the daemon showed when the test failed, for CI."""
     for name, what in (("failure-page.json", lambda: page_state(page)),
-                       ("failure-governor.json", lambda: governor(port))):
+                       ("failure-governor.json", lambda: gov.status())):
         try:
             with open(os.path.join(OUT_DIR, name), "w") as f:
                 json.dump(what(), f, indent=2)
@@ -210,20 +160,21 @@ def wait_polls(page, n, timeout=15):
 
 
 def test_live_view(daemon):
-    port, cg, feeder = daemon["port"], daemon["cg"], daemon["feeder"]
+    gov, cg, feeder = daemon["d"], daemon["cg"], daemon["feeder"]
+    port = gov.port
     base_url = "http://127.0.0.1:%d/" % port
 
     # the page and its files come from the binary, with a strict CSP
     for path, ctype in (("/", "text/html"), ("/page.js", "text/javascript"),
                         ("/page.css", "text/css")):
-        status, headers, body = get(port, path)
+        status, headers, body = gov.request(path)
         assert status == 200 and headers["content-type"].startswith(ctype), (path, headers)
         csp = dict(d.strip().split(" ", 1) for d in headers["content-security-policy"].split(";"))
         assert csp["default-src"] == "'none'", csp
         for directive in ("script-src", "style-src", "connect-src", "img-src"):
             assert csp[directive] == "'self'", csp
         assert len(body) > 1000
-    status, _, body = get(port, "/governor/history?since=x")
+    status, _, body = gov.request("/governor/history?since=x")
     assert status == 400, body
 
     with Browser(OUT_DIR) as browser:
@@ -238,14 +189,14 @@ def test_live_view(daemon):
 
             # 1. the collector grows up to soft (70% of 192Mi): admission control
             # then makes new blocks replace old ones (evict decisions)
-            wait_until("the buffer at the soft line", lambda: any(
-                d["action"] == "evict" for d in governor(port)["decisions"]), 20)
-            assert governor(port)["buffer"]["bytes"] >= 60 * MiB
+            poll_until("the buffer at the soft line", lambda: any(
+                d["action"] == "evict" for d in gov.status()["decisions"]), 20)
+            assert gov.status()["buffer"]["bytes"] >= 60 * MIB
 
             # 2. the rest of the pod climbs: usage passes high (85%) -> shrink
-            feeder.base = 90 * MiB
-            shrink = wait_until("a shrink decision", lambda: next(
-                (d for d in governor(port)["decisions"] if d["action"] == "shrink"), None), 10)
+            feeder.base = 90 * MIB
+            shrink = poll_until("a shrink decision", lambda: next(
+                (d for d in gov.status()["decisions"] if d["action"] == "shrink"), None), 10)
             assert shrink["released_bytes"] > 0, shrink
 
             # the page shows it: a marker and a table row with the shrink
@@ -272,21 +223,21 @@ def test_live_view(daemon):
 
             # 3. the buffer grows back to the soft line; then an in-place resize
             # down, 192Mi -> 170Mi, puts usage (~133Mi) between soft and high
-            wait_until("the buffer back at the soft line", lambda: any(
+            poll_until("the buffer back at the soft line", lambda: any(
                 d["action"] == "evict" and d["level"] == "normal" and d["seq"] > shrink["seq"]
-                for d in governor(port)["decisions"]), 20)
-            cg.set_limit(170 * MiB)
-            wait_until("limit 170Mi", lambda: governor(port)["memory"]["limit_bytes"] == 170 * MiB, 5)
+                for d in gov.status()["decisions"]), 20)
+            cg.set(max_=170 * MIB)
+            poll_until("limit 170Mi", lambda: gov.status()["memory"]["limit_bytes"] == 170 * MIB, 5)
             page.wait_for("document.getElementById('f-limit').textContent === '170 MiB'", 5)
 
             # the badge shows the level /governor reports (level steady: soft)
-            wait_until("level soft again", lambda: governor(port)["level"] == "soft", 10)
+            poll_until("level soft again", lambda: gov.status()["level"] == "soft", 10)
             s = wait_polls(page, 2)
-            g = governor(port)
+            g = gov.status()
             assert s["badge"] == s["badgeLevel"] == g["level"] == "soft", (s, g["level"])
             # the chart has a point for every sample the governor took (all of
             # them are inside the window so far), give or take the last poll
-            _, _, body = get(port, "/governor/history")
+            _, _, body = gov.request("/governor/history")
             taken = len(json.loads(body)["samples"])
             assert s["points"] >= 5 and taken - 2 <= s["points"] <= taken, (s, taken)
             assert s["wsPoints"] >= s["points"], s
@@ -301,20 +252,20 @@ def test_live_view(daemon):
 
             # 4. resize up: 170Mi -> 320Mi; the chart's scale follows
             ymax_before = s["ymax"]
-            assert ymax_before < 320 * MiB, s
-            cg.set_limit(320 * MiB)
+            assert ymax_before < 320 * MIB, s
+            cg.set(max_=320 * MIB)
             page.wait_for("Number(document.getElementById('chart').dataset.ymax) >= %d"
-                          % (320 * MiB), 5)
+                          % (320 * MIB), 5)
             s = wait_polls(page, 1)
             assert s["limitText"] == "320 MiB", s
 
             # 5. the daemon stops answering for a while: SIGSTOP, then SIGCONT
-            os.kill(daemon["proc"].pid, signal.SIGSTOP)
+            os.kill(gov.pid, signal.SIGSTOP)
             try:
                 page.wait_for("document.getElementById('conn').dataset.state === 'unreachable'", 10)
                 time.sleep(1.5)
             finally:
-                os.kill(daemon["proc"].pid, signal.SIGCONT)
+                os.kill(gov.pid, signal.SIGCONT)
             page.wait_for("document.getElementById('conn').dataset.state === 'live'", 10)
             s = wait_polls(page, 3)
             assert s["failures"] >= 1 and s["unreachable"] >= 1, s
@@ -360,5 +311,5 @@ def test_live_view(daemon):
             assert violation and violation["directive"] == "connect-src", violation
             assert violation["uri"].startswith("http://127.0.0.2"), violation
         except Exception:
-            save_failure(page, port)
+            save_failure(page, gov)
             raise

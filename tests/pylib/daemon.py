@@ -66,13 +66,14 @@ class Daemon:
     """A running governord, its stderr in log_path."""
 
     def __init__(self, args, log_path, env=None, wait_ready=True, wrapper=(),
-                 preexec_fn=None):
+                 preexec_fn=None, http_timeout=5):
         """args: governord's arguments; --listen 127.0.0.1:0 is added unless
         args or env name an address.  env: added to a clean environment
         (clean_env).  wait_ready: wait for the "start" log line and take the
         port from it.  wrapper: a command that execs its arguments (e.g. to
         enter a cgroup).  preexec_fn: run in the child before exec (e.g. to
-        lower a limit)."""
+        lower a limit).  http_timeout: the socket timeout of request(),
+        get() and status() (scaled) unless they are given one."""
         self.args = list(wrapper) + [GOVERNORD] + list(args)
         if not any(a.startswith("--listen") for a in args) and \
                 "GOVERNOR_LISTEN" not in (env or {}):
@@ -84,6 +85,7 @@ class Daemon:
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=self.log, preexec_fn=preexec_fn)
         self.spawned_done = time.time()
+        self.http_timeout = http_timeout
         self.port = None
         if wait_ready:
             try:
@@ -135,9 +137,11 @@ class Daemon:
 
     # ---- HTTP ----
 
-    def request(self, path, method="GET", headers=None, body=None, timeout=5):
+    def request(self, path, method="GET", headers=None, body=None, timeout=None):
         """One request on a new connection: (status, headers, body bytes);
         the headers are looked up case-insensitively, as HTTP names them."""
+        if timeout is None:
+            timeout = self.http_timeout
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=scaled(timeout))
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -146,12 +150,12 @@ class Daemon:
         finally:
             conn.close()
 
-    def get(self, path, timeout=5):
+    def get(self, path, timeout=None):
         """GET path: (status, body text)."""
         status, _, body = self.request(path, timeout=timeout)
         return status, body.decode()
 
-    def status(self, timeout=5):
+    def status(self, timeout=None):
         """GET /governor, parsed (it must answer 200)."""
         code, body = self.get("/governor", timeout=timeout)
         assert code == 200, body
