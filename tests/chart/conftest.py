@@ -1,5 +1,11 @@
-"""Fixtures of the chart tests (helpers in chartlib.py)."""
+"""Fixtures of the chart tests (helpers in chartlib.py; the kubelet's
+ConfigMap writer comes from the shared tests/pylib, put on sys.path here)."""
+import os
+import sys
+
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 
 from chartlib import Renderer, documents
 

@@ -37,7 +37,7 @@ import pytest
 
 from chartlib import (NAMESPACE, POLICIES, Renderer, container, documents, governord, need, one,
                       port_number, pre_stop_seconds, quantity_bytes)
-from kubelet import ConfigMapVolume
+from kubelet import ConfigMapDir
 
 HERE = Path(__file__).resolve().parent
 SANDBOX = HERE / "pod-sandbox.sh"
@@ -83,7 +83,7 @@ class Pod:
         self.gid = sc.get("runAsGroup", psc["runAsGroup"])
         self.port = self.c["ports"][0]["containerPort"]
         self.limit = quantity_bytes(self.c["resources"]["limits"]["memory"])
-        self.configmaps = {}   # volume name -> ConfigMapVolume
+        self.configmaps = {}   # volume name -> ConfigMapDir
         self.cgroup = None
         self.proc = None
 
@@ -96,11 +96,10 @@ class Pod:
             assert "configMap" in v, f"volume {v['name']}: teach this test its type"
             cm = [d for d in self.docs if d["kind"] == "ConfigMap"
                   and d["metadata"]["name"] == v["configMap"]["name"]][0]
-            vol = ConfigMapVolume(self.tmp / "volumes" / v["name"],
-                                  v["configMap"].get("defaultMode", 0o644))
-            vol.write(cm["data"])
+            vol = ConfigMapDir(self.tmp / "volumes" / v["name"], cm["data"],
+                               v["configMap"].get("defaultMode", 0o644))
             self.configmaps[v["name"]] = vol
-            binds += ["--bind", f"{vol.root}:{m['mountPath']}" + (":ro" if m.get("readOnly") else "")]
+            binds += ["--bind", f"{vol.path}:{m['mountPath']}" + (":ro" if m.get("readOnly") else "")]
         return binds
 
     def start(self):
@@ -276,7 +275,7 @@ def test_configmap_update_is_live(pod):
     new = POLICIES / "conservative.ini"
     docs = documents(Renderer().render("--set-file", f"policy={new}"))
     (vol,) = pod.configmaps.values()
-    vol.write(one(docs, "ConfigMap")["data"])
+    vol.update(one(docs, "ConfigMap")["data"])
     g = pod.wait_for("policy generation 2", lambda g: g["policy"]["generation"] == 2)
     assert g["policy"]["last_error"] is None
     assert g["policy"]["values"] == effective_policy(new)
@@ -286,7 +285,7 @@ def test_configmap_update_is_live(pod):
 
 def test_invalid_update_is_refused_and_pod_stays_ready(pod):
     (vol,) = pod.configmaps.values()
-    vol.write({"policy.ini": "[thresholds]\nsoft = 0.9\nhigh = 0.85\n"})
+    vol.update({"policy.ini": "[thresholds]\nsoft = 0.9\nhigh = 0.85\n"})
     g = pod.wait_for("policy.last_error", lambda g: g["policy"]["last_error"])
     print("last_error:", g["policy"]["last_error"])
     assert g["policy"]["generation"] == 2
