@@ -1,7 +1,6 @@
 """governord as a process: HTTP, governing a cgroup directory the test
 rewrites, live policy reloads the kubelet's way, signals, and the CLI."""
 import http.client
-import json
 import os
 import signal
 import socket
