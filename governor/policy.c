@@ -502,8 +502,18 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name, stru
     r = ini_parse_stream(policy_reader, &c, policy_handler, &c);
     if (r != 0 && errs->count == 0)
         add_error(errs, r > 0 ? r : 0, "", "syntax error");
-    if (errs->count + errs->dropped == 0)
-        validate(&c.policy, &c, errs);
+    if (errs->count + errs->dropped == 0) {
+        bool any = false;
+        for (size_t i = 0; i < NKEYS; i++)
+            any = any || c.key_line[i] != 0;
+        /* a truncated or emptied ConfigMap must not reset every setting */
+        if (!any)
+            add_error(errs, 0, "",
+                      "no settings (empty, or only comments): refused, so that an emptied "
+                      "file cannot silently reset the policy to the defaults");
+        else
+            validate(&c.policy, &c, errs);
+    }
     if (errs->count + errs->dropped > 0)
         return -1;
     *out = c.policy;

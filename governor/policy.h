@@ -7,8 +7,9 @@
  *   [thresholds] target, soft, high, critical (fractions of the limit), hysteresis
  *   [collector]  enabled, block_size, interval_ms, floor
  *
- * Keys left out keep their defaults (the values of policies/default.ini).
- * Anything else -- unknown sections or keys, duplicates, bad numbers, values
+ * Keys left out keep their defaults (the values of policies/default.ini),
+ * but a file must set at least one key: an empty file is refused, so that a
+ * truncated ConfigMap cannot silently reset everything.  Anything else -- unknown sections or keys, duplicates, bad numbers, values
  * out of range, thresholds in the wrong order, binary data, over-long lines
  * -- is an error reported as "file:line: key: what is wrong", and a policy
  * with any error is never used. */

@@ -401,7 +401,7 @@ def test_environment_equivalents(cgroup, daemons, tmp_path):
     assert st["policy"]["source"] == policy
     assert st["cgroup"]["path"] == os.path.realpath(cgroup.path)
     # flags win over the environment
-    d2 = daemons(["--policy", write_file(tmp_path / "q.ini", "")],
+    d2 = daemons(["--policy", write_file(tmp_path / "q.ini", "[governor]\nmode = enforce\n")],
                  env={"GOVERNOR_POLICY": policy, "GOVERNOR_CGROUP": cgroup.path})
     assert d2.status()["mode"] == "enforce"
 

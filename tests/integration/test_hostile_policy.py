@@ -94,13 +94,14 @@ def test_bad_policies_written_in_place_are_rejected(cgroup, daemons, tmp_path):
     assert all(r["error"] and r["errors"] for r in failed)
 
 
-def test_empty_policy_means_the_defaults(cgroup, daemons, tmp_path):
-    # documented: every key is optional, so an empty file is the default policy
+def test_empty_policy_is_refused(cgroup, daemons, tmp_path):
+    # an emptied ConfigMap must not reset every setting to the defaults
     path = write_file(tmp_path / "policy.ini", GOOD)
     d = start(daemons, cgroup, path)
     write_file(path, "")
-    st = accepted(d, 2)
-    assert st["policy"]["values"]["thresholds"]["high"] == "0.85"
+    rejected(d, 1, "no settings (empty, or only comments)")
+    write_file(path, "; nothing but a comment\n[thresholds]\n")
+    rejected(d, 1, "no settings (empty, or only comments)")
 
 
 def test_missing_directory_and_symlink_loop(cgroup, daemons, tmp_path):
@@ -152,8 +153,8 @@ def test_configmap_swapped_to_garbage_and_a_directory(cgroup, daemons, tmp_path)
 
 def test_policy_rewritten_in_place(cgroup, daemons, tmp_path):
     """Rewritten in place (truncate, then write; no rename), a policy file is
-    empty or half written for a moment -- and half a policy, even an empty
-    file, is valid, since every key is optional.  The daemon only takes a
+    empty or half written for a moment -- and half a policy may well be
+    valid, since every key is optional.  The daemon only takes a
     file that has been left alone for 250 ms and did not change while it was
     read, so a reload asked for in that moment waits for the complete file."""
     path = write_file(tmp_path / "policy.ini", GOOD)
@@ -166,7 +167,7 @@ def test_policy_rewritten_in_place(cgroup, daemons, tmp_path):
         os.close(fd)
         st = accepted(d, gen)
         assert st["policy"]["values"]["thresholds"]["high"] == high
-    # the empty file (the defaults, high 0.85) was never taken
+    # neither the empty file nor a partial one was ever taken
     loads = [r for r in d.records() if r["event"] == "reload"]
     assert [r["policy_generation"] for r in loads] == [2, 3]
 

@@ -168,7 +168,7 @@ static void shrink_releases_oldest_whole_blocks(void **state)
     (void)state;
     put("memory.max", GIB);
     put("memory.current", 10 * MIB);
-    g = governor("");
+    g = governor("[governor]\nmode = enforce\n");
     c = collector_new(g);
     for (int i = 0; i < 4; i++)
         assert_true(collector_grow(c, 2 * MIB));
@@ -206,7 +206,7 @@ static void released_memory_returns_to_the_kernel(void **state)
     (void)state;
     put("memory.max", 16 * GIB);
     put("memory.current", 10 * MIB);
-    g = governor("");
+    g = governor("[governor]\nmode = enforce\n");
     c = collector_new(g);
     before = rss_bytes();
     for (int i = 0; i < 4; i++)
@@ -246,7 +246,7 @@ static void cgroup_usage_falls_after_a_shrink(void **state)
         f = fopen(path, "w");
         if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0)
             _exit(10);
-        struct gov_config cfg = {.cgroup_dir = cg, .embedded_policy = ""};
+        struct gov_config cfg = {.cgroup_dir = cg, .embedded_policy = "[governor]\nmode = enforce\n"};
         struct gov *g = gov_new(&cfg, err, sizeof(err));
         struct collector *c = g ? collector_new(g) : NULL;
         if (!c)

@@ -102,13 +102,24 @@ static void parses_every_key_and_format(void **state)
     assert_int_equal(p.floor, 128ull << 20);
 }
 
-static void empty_file_gives_defaults(void **state)
+static void a_file_without_settings_is_refused(void **state)
 {
+    static const char *texts[] = {"", "\n\n", "; only a comment\n# and another\n",
+                                  "[governor]\n[memory]\n"};
     struct gov_policy p, d;
     struct gov_policy_errors errs;
     char *a, *b;
     (void)state;
-    assert_int_equal(gov_policy_parse_string("", 0, "empty", &p, &errs), 0);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        assert_int_equal(gov_policy_parse_string(texts[i], strlen(texts[i]), "e.ini", &p, &errs),
+                         -1);
+        assert_int_equal(errs.count, 1);
+        assert_int_equal(errs.e[0].line, 0);
+        assert_non_null(strstr(errs.e[0].what, "no settings (empty, or only comments)"));
+    }
+    /* one key is enough; the rest are the defaults */
+    assert_int_equal(gov_policy_parse_string("[governor]\nmode = enforce\n", 26, "k.ini", &p,
+                                             &errs), 0);
     gov_policy_defaults(&d);
     a = policy_text(&p);
     b = policy_text(&d);
@@ -334,8 +345,9 @@ static void blank_last_line_stays_in_the_buffer(void **state)
     memcpy(exact, text, sizeof(text) - 1); /* no NUL after it */
     assert_int_equal(gov_policy_parse_string(exact, sizeof(text) - 1, "t.ini", &p, &errs), 0);
     assert_int_equal(p.mode, GOV_MODE_OBSERVE);
-    memcpy(exact, "[governor]\n   \t", 15);
-    assert_int_equal(gov_policy_parse_string(exact, 15, "t.ini", &p, &errs), 0);
+    memcpy(exact, "[governor]\n   \t", 15); /* no key at all: refused, still in bounds */
+    assert_int_equal(gov_policy_parse_string(exact, 15, "t.ini", &p, &errs), -1);
+    assert_non_null(strstr(errs.e[0].what, "no settings"));
     free(exact);
 }
 
@@ -402,7 +414,7 @@ int main(void)
         cmocka_unit_test(presets_are_valid),
         cmocka_unit_test(default_ini_equals_builtin_defaults),
         cmocka_unit_test(parses_every_key_and_format),
-        cmocka_unit_test(empty_file_gives_defaults),
+        cmocka_unit_test(a_file_without_settings_is_refused),
         cmocka_unit_test(rejects_bad_policies_with_exact_errors),
         cmocka_unit_test(rejects_binary_data),
         cmocka_unit_test(reports_every_error_not_just_the_first),
