@@ -70,11 +70,6 @@ static struct gov *governor(const char *policy)
     return g;
 }
 
-static void count(struct collector *c, uint64_t *bytes, uint64_t *blocks)
-{
-    collector_count(c, bytes, blocks);
-}
-
 static void grows_rotates_and_refuses(void **state)
 {
     struct gov *g;
@@ -92,7 +87,7 @@ static void grows_rotates_and_refuses(void **state)
     /* room: blocks are added */
     for (int i = 0; i < 3; i++)
         assert_true(collector_grow(c, 4 * MIB));
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(bytes, 12 * MIB);
     assert_int_equal(blocks, 3);
 
@@ -100,7 +95,7 @@ static void grows_rotates_and_refuses(void **state)
      * fixture's memory.stat has 8Mi inactive_file, outside the working set) */
     put("memory.current", (uint64_t)(0.70 * (double)GIB) + 8 * MIB - 2 * MIB);
     assert_true(collector_grow(c, 4 * MIB));
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(blocks, 3);
     gov_status(g, st);
     assert_int_equal(st->counters.evictions, 1);
@@ -110,7 +105,7 @@ static void grows_rotates_and_refuses(void **state)
     /* past high with a buffer too small to make room: refused, nothing lost */
     put("memory.current", (uint64_t)(0.99 * (double)GIB));
     assert_false(collector_grow(c, 4 * MIB));
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(blocks, 3);
     gov_status(g, st);
     assert_int_equal(st->counters.refused, 1);
@@ -148,7 +143,7 @@ static void observe_mode_only_records(void **state)
     c = collector_new(g);
     assert_true(collector_grow(c, 4 * MIB));
     assert_true(collector_grow(c, 4 * MIB));
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(blocks, 2);
     gov_status(g, st);
     assert_int_equal(st->counters.refused, 0);
@@ -174,11 +169,11 @@ static void shrink_releases_oldest_whole_blocks(void **state)
         assert_true(collector_grow(c, 2 * MIB));
     assert_int_equal(collector_shrink(c, 1), 2 * MIB);        /* one whole block */
     assert_int_equal(collector_shrink(c, 2 * MIB + 1), 4 * MIB); /* two */
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(blocks, 1);
     assert_int_equal(collector_shrink(c, UINT64_MAX), 2 * MIB);
     assert_int_equal(collector_shrink(c, 1), 0);
-    count(c, &bytes, &blocks);
+    collector_count(c, &bytes, &blocks);
     assert_int_equal(bytes, 0);
     collector_free(c);
     gov_free(g);
