@@ -45,6 +45,7 @@ struct gov_reading {
     uint64_t usage;       /* the policy's signal (working set or current) */
     uint64_t limit;       /* effective limit in bytes (0 is a real limit) */
     uint64_t buffer;      /* bytes held by all shrinkers */
+    uint64_t objects;     /* objects (blocks) they hold; informative */
     uint64_t reclaimable; /* bytes held above the floor */
 };
 

@@ -211,10 +211,9 @@ void gov_reading_from_sample(struct gov *g, const struct gov_policy *p,
                              const struct gov_cgroup_sample *s, struct gov_reading *r,
                              enum gov_limit_source *source)
 {
-    uint64_t objects;
     gov_effective_limit(s, p, &r->limit, source);
     r->usage = gov_signal_value(s, p);
-    gov_count_caches(g, &r->buffer, &objects);
+    gov_count_caches(g, &r->buffer, &r->objects);
     r->reclaimable = r->buffer > p->floor ? r->buffer - p->floor : 0;
 }
 

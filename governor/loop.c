@@ -77,13 +77,14 @@ static void publish_error(struct gov *g, const char *err)
                 "{s:s}", "error", err);
 }
 
+/* buffer and objects: the caches after the tick's action, counted by the
+ * caller outside state_lock (shrinker callbacks never run under it). */
 static void publish(struct gov *g, const struct gov_cgroup_sample *s, const struct gov_reading *r,
-                    enum gov_limit_source source)
+                    enum gov_limit_source source, uint64_t buffer, uint64_t objects,
+                    uint64_t now_ms)
 {
-    uint64_t bytes, objects;
     bool was_ok = atomic_exchange(&g->sample_ok, true);
 
-    gov_count_caches(g, &bytes, &objects); /* shrinker callbacks never run under state_lock */
     pthread_mutex_lock(&g->state_lock);
     g->status.sample_ok = true;
     g->status.sample_error[0] = '\0';
@@ -93,10 +94,10 @@ static void publish(struct gov *g, const struct gov_cgroup_sample *s, const stru
     g->status.limit_source = source;
     g->status.ratio = gov_ratio(r->usage, r->limit);
     g->status.level = g->engine.level;
-    g->status.buffer_bytes = bytes;
+    g->status.buffer_bytes = buffer;
     g->status.buffer_objects = objects;
     g->status.counters.ticks++;
-    g->status.last_tick_ms = gov_now_ms();
+    g->status.last_tick_ms = now_ms;
     record_history(g, g->status.last_tick_ms);
     pthread_mutex_unlock(&g->state_lock);
     if (!was_ok && g->status.counters.sample_errors > 0)
@@ -106,10 +107,10 @@ static void publish(struct gov *g, const struct gov_cgroup_sample *s, const stru
 
 /* Turns a verdict into a decision record and a log line. */
 static void record(struct gov *g, enum gov_level from, const struct gov_verdict *v,
-                   const struct gov_reading *r, uint64_t released)
+                   const struct gov_reading *r, uint64_t released, uint64_t buffer_after)
 {
     struct gov_decision d = {0};
-    uint64_t objects, generation;
+    uint64_t generation;
     bool acted = v->action == GOV_ACT_SHRINK || v->action == GOV_ACT_RELEASE;
     bool fresh;
     const char *event;
@@ -124,7 +125,7 @@ static void record(struct gov *g, enum gov_level from, const struct gov_verdict 
     d.limit = r->limit;
     d.released = released;
     d.would_release = v->release;
-    gov_count_caches(g, &d.buffer_after, &objects);
+    d.buffer_after = buffer_after;
     gov_strlcpy(d.reason, v->reason, sizeof(d.reason));
 
     pthread_mutex_lock(&g->state_lock);
@@ -182,7 +183,7 @@ static void governor_tick(struct gov *g)
     struct gov_verdict v;
     enum gov_limit_source source;
     enum gov_level from = g->engine.level;
-    uint64_t now = gov_now_ms(), released = 0;
+    uint64_t now = gov_now_ms(), released = 0, buffer, objects;
     char err[320];
 
     atomic_store(&g->heartbeat_ms, now);
@@ -198,9 +199,14 @@ static void governor_tick(struct gov *g)
     gov_engine_commit(&g->engine, &v, &r, now);
     atomic_store(&g->level, v.level);
 
+    buffer = r.buffer; /* recounted only when the action changed it */
+    objects = r.objects;
+    if (released > 0)
+        gov_count_caches(g, &buffer, &objects);
+
     if (v.record)
-        record(g, from, &v, &r, released);
-    publish(g, &s, &r, source);
+        record(g, from, &v, &r, released, buffer);
+    publish(g, &s, &r, source, buffer, objects, now);
     if (from != v.level && g->hooks.level_changed)
         g->hooks.level_changed(g->hooks.ud, from, v.level, r.usage, r.limit);
 }
