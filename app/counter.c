@@ -823,6 +823,7 @@ static int redis_next(struct counter_store *base, uint64_t *value, char *why, si
     redisReply *r;
     uint64_t epoch, v = 0, prev;
     unsigned start;
+    const unsigned nslots = s->nslots;
 
     if (!atomic_load(&base->up)) {
         char last[200];
@@ -831,13 +832,17 @@ static int redis_next(struct counter_store *base, uint64_t *value, char *why, si
         snprintf(why, whylen, "counter store unavailable: %s", last);
         return -1;
     }
+    if (nslots == 0) { /* never: redis_open makes at least one */
+        gov_strlcpy(why, "counter store has no connections", whylen);
+        return -1;
+    }
     /* a free slot if there is one, else wait for the round-robin one */
     start = atomic_fetch_add_explicit(&s->rr, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < s->nslots && !slot; i++)
-        if (pthread_mutex_trylock(&s->slots[(start + i) % s->nslots].lock) == 0)
-            slot = &s->slots[(start + i) % s->nslots];
+    for (unsigned i = 0; i < nslots && !slot; i++)
+        if (pthread_mutex_trylock(&s->slots[(start + i) % nslots].lock) == 0)
+            slot = &s->slots[(start + i) % nslots];
     if (!slot) {
-        slot = &s->slots[start % s->nslots];
+        slot = &s->slots[start % nslots];
         pthread_mutex_lock(&slot->lock);
     }
     epoch = atomic_load(&s->epoch);
