@@ -21,7 +21,7 @@
 # Variants build into their own directories: build/ (release), build/asan,
 # build/tsan.  Every library comes from pkg-config.
 
-PKGS      := libmicrohttpd libcgroup libsystemd jansson inih
+PKGS      := libmicrohttpd libcgroup libsystemd jansson inih hiredis
 TEST_PKGS := cmocka
 
 BUILD     ?= build
@@ -53,6 +53,7 @@ LIBS     := $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard governor/*.c)
 APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c app/metrics.c
+APP_SRC  += app/counter.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "counter.h"
 #include "embedded.h"
 #include "metrics.h"
 #include "routes.h"
@@ -51,7 +52,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     struct gov *gov;
     const struct app_info *app;
-    atomic_uint_fast64_t counter;  /* /counter's N: one per request, never repeated */
+    struct counter_store *counter; /* /counter's N (app/counter.h); not owned */
     atomic_int inflight;           /* requests begun and not yet completed */
     /* responses by route and status code slot, for /metrics: one relaxed
      * increment per response keeps the /counter path cheap */
@@ -76,7 +77,8 @@ static unsigned code_slot(unsigned status)
 
 void http_get_stats(const struct http_server *s, struct http_stats *out)
 {
-    out->counter = atomic_load_explicit(&s->counter, memory_order_relaxed);
+    counter_get_status(s->counter, &out->store);
+    out->counter = out->store.last;
     for (unsigned r = 0; r < ROUTE_COUNT; r++)
         for (unsigned c = 0; c < HTTP_NCODES; c++)
             out->requests[r][c] =
@@ -127,26 +129,49 @@ static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection 
 
 /* ---- handlers ------------------------------------------------------------- */
 
+/* /counter: the store's next value, or 503 with Retry-After and the one-line
+ * reason while the store cannot give one (never a made-up number). */
 static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn)
 {
-    char buf[48];
-    uint64_t n = atomic_fetch_add(&s->counter, 1) + 1;
-    int len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
-    return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
-                     (size_t)len, MHD_RESPMEM_MUST_COPY, true);
+    char buf[48], why[300], body[340];
+    uint64_t n;
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    int len;
+
+    if (counter_next(s->counter, &n, why, sizeof(why)) == 0) {
+        len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
+        return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
+                         (size_t)len, MHD_RESPMEM_MUST_COPY, true);
+    }
+    len = snprintf(body, sizeof(body), "%s\n", why);
+    resp = MHD_create_response_from_buffer((size_t)MIN(len, (int)sizeof(body) - 1), body,
+                                           MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[ROUTE_COUNTER][code_slot(503)], 1,
+                              memory_order_relaxed);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
 {
     struct gov_status *st = malloc(sizeof(*st));
+    struct counter_status *cs = malloc(sizeof(*cs));
     size_t len = 0;
-    char *body;
-    if (!st)
-        return send_static(s, conn, ROUTE_GOVERNOR, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                           "out of memory\n");
-    gov_status(s->gov, st);
-    body = render_governor_json(st, s->app, &len);
+    char *body = NULL;
+    if (st && cs) {
+        gov_status(s->gov, st);
+        counter_get_status(s->counter, cs);
+        body = render_governor_json(st, s->app, cs, &len);
+    }
     free(st);
+    free(cs);
     if (!body)
         return send_static(s, conn, ROUTE_GOVERNOR, MHD_HTTP_INTERNAL_SERVER_ERROR,
                            "out of memory\n");
@@ -158,7 +183,7 @@ static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connectio
 {
     char why[400], body[440];
     int len;
-    if (gov_ready(s->gov, why, sizeof(why)))
+    if (gov_ready(s->gov, why, sizeof(why)) && counter_ready(s->counter, why, sizeof(why)))
         return send_static(s, conn, ROUTE_READYZ, MHD_HTTP_OK, "ready\n");
     len = snprintf(body, sizeof(body), "not ready: %s\n", why);
     return send_body(s, conn, ROUTE_READYZ, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -458,6 +483,7 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
         flags |= MHD_USE_IPv6;
     s->gov = g;
     s->app = app;
+    s->counter = cfg->counter;
     /* the logger first, so that option warnings go through it too; a pool of
      * one thread is just the internal polling thread */
     s->mhd = MHD_start_daemon(

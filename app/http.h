@@ -2,15 +2,16 @@
  *
  * Serves /counter, /governor, /governor/history, /metrics, /healthz, /readyz
  * and the live page (/, /page.js, /page.css) from a pool of threads with
- * epoll.  Handlers read copies of the governor's state; the only state the
- * server owns is the request counter and its own statistics (responses by
- * path and status code, for /metrics), all atomics. */
+ * epoll.  Handlers read copies of the governor's state; /counter asks the
+ * counter store (app/counter.h); the only state the server owns is its own
+ * statistics (responses by path and status code, for /metrics), all atomics. */
 #ifndef APP_HTTP_H
 #define APP_HTTP_H
 
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "counter.h"
 #include "governor.h"
 #include "render.h"
 #include "routes.h"
@@ -29,6 +30,7 @@ unsigned http_code_at(unsigned i);
 /* A copy of the server's statistics, for /metrics. */
 struct http_stats {
     uint64_t counter;                            /* last value /counter served */
+    struct counter_status store;                 /* the counter store's state */
     uint64_t requests[ROUTE_COUNT][HTTP_NCODES]; /* responses by route and code slot;
                                                     ROUTE_NOT_FOUND = unknown paths */
 };
@@ -38,6 +40,7 @@ struct http_config {
     unsigned threads;     /* worker threads (0 = number of CPUs, at least 8) */
     unsigned conn_limit;  /* 0 = derived from RLIMIT_NOFILE; never above 125 x threads */
     unsigned timeout_s;   /* idle connection timeout */
+    struct counter_store *counter; /* /counter's store (required; outlives the server) */
 };
 
 /* Parses "ADDR:PORT" into a socket address.  Returns 0 or -1 with err. */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "counter.h"
 #include "embedded.h"
 #include "governor.h"
 #include "http.h"
@@ -43,6 +44,10 @@ struct options {
     unsigned threads;
     enum gov_log_format log_format;
     int log_level;
+    /* /counter's store (app/counter.h) */
+    const char *counter;           /* URL; NULL = memory: */
+    const char *counter_password_file;
+    unsigned counter_lease, counter_timeout_ms;
 };
 
 static void usage(FILE *f)
@@ -67,6 +72,15 @@ static void usage(FILE *f)
             "      --log-format FMT     json, text, journal or auto [GOVERNOR_LOG_FORMAT]\n"
             "                           (default auto: journal under systemd, else json)\n"
             "      --log-level LEVEL    debug, info, warning or error (default info)\n"
+            "      --counter URL        where /counter's N lives [GOVERNOR_COUNTER]: memory:\n"
+            "                           (default), file:PATH (survives restarts) or\n"
+            "                           redis://[:PASSWORD@]HOST:PORT[/DB][?key=NAME]\n"
+            "                           (shared by replicas); the Redis password may come\n"
+            "                           from GOVERNOR_COUNTER_PASSWORD_FILE\n"
+            "      --counter-lease K    file: values reserved per write, 1-1000000\n"
+            "                           [GOVERNOR_COUNTER_LEASE] (default 1000)\n"
+            "      --counter-timeout MS redis: connect and command timeout, 1-60000\n"
+            "                           [GOVERNOR_COUNTER_TIMEOUT_MS] (default 1000)\n"
             "      --check-policy FILE  validate FILE ('-' for stdin); print the effective\n"
             "                           policy and exit 0, or the errors and exit 1\n"
             "  -V, --version            print the version and exit\n"
@@ -76,16 +90,21 @@ static void usage(FILE *f)
             DEFAULT_LISTEN, DEFAULT_POLICY);
 }
 
-static int parse_threads(const char *s, unsigned *out)
+static int parse_uint_range(const char *s, long min, long max, unsigned *out)
 {
     char *end;
     long n;
     errno = 0;
     n = strtol(s, &end, 10);
-    if (errno || *end || end == s || n < 1 || n > 256)
+    if (errno || *end || end == s || n < min || n > max)
         return -1;
     *out = (unsigned)n;
     return 0;
+}
+
+static int parse_threads(const char *s, unsigned *out)
+{
+    return parse_uint_range(s, 1, 256, out);
 }
 
 static int parse_log_level(const char *s, int *out)
@@ -110,7 +129,8 @@ static const char *env_or(const char *name, const char *fallback)
  * on, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY };
+    enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY, OPT_COUNTER, OPT_COUNTER_LEASE,
+           OPT_COUNTER_TIMEOUT };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
@@ -119,18 +139,25 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check-policy", required_argument, NULL, OPT_CHECK_POLICY},
+        {"counter", required_argument, NULL, OPT_COUNTER},
+        {"counter-lease", required_argument, NULL, OPT_COUNTER_LEASE},
+        {"counter-timeout", required_argument, NULL, OPT_COUNTER_TIMEOUT},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *threads = env_or("GOVERNOR_THREADS", NULL);
     const char *log_format = env_or("GOVERNOR_LOG_FORMAT", "auto");
+    const char *counter_lease = env_or("GOVERNOR_COUNTER_LEASE", NULL);
+    const char *counter_timeout = env_or("GOVERNOR_COUNTER_TIMEOUT_MS", NULL);
     int c;
 
     o->listen = env_or("GOVERNOR_LISTEN", DEFAULT_LISTEN);
     o->policy = env_or("GOVERNOR_POLICY", NULL);
     o->cgroup = env_or("GOVERNOR_CGROUP", NULL);
     o->log_level = LOG_INFO;
+    o->counter = env_or("GOVERNOR_COUNTER", NULL);
+    o->counter_password_file = env_or("GOVERNOR_COUNTER_PASSWORD_FILE", NULL);
 
     while ((c = getopt_long(argc, argv, "l:p:c:t:Vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -159,6 +186,16 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_CHECK_POLICY:
             o->check_policy = optarg;
             break;
+        /* the counter store */
+        case OPT_COUNTER:
+            o->counter = optarg;
+            break;
+        case OPT_COUNTER_LEASE:
+            counter_lease = optarg;
+            break;
+        case OPT_COUNTER_TIMEOUT:
+            counter_timeout = optarg;
+            break;
         case 'V':
             printf("governord %s\n", GOVERNOR_VERSION);
             return -1;
@@ -177,6 +214,19 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (threads && parse_threads(threads, &o->threads) < 0) {
         fprintf(stderr, "governord: --threads: '%s' is not a number from 1 to 256\n", threads);
+        return 2;
+    }
+    /* the counter store's numbers; its URL is checked by counter_open() */
+    if (counter_lease && parse_uint_range(counter_lease, 1, COUNTER_MAX_LEASE,
+                                          &o->counter_lease) < 0) {
+        fprintf(stderr, "governord: --counter-lease: '%s' is not a number from 1 to %u\n",
+                counter_lease, COUNTER_MAX_LEASE);
+        return 2;
+    }
+    if (counter_timeout && parse_uint_range(counter_timeout, 1, 60000,
+                                            &o->counter_timeout_ms) < 0) {
+        fprintf(stderr, "governord: --counter-timeout: '%s' is not a number from 1 to 60000\n",
+                counter_timeout);
         return 2;
     }
     if (gov_log_format_parse(log_format, &o->log_format) < 0) {
@@ -303,6 +353,7 @@ int main(int argc, char **argv)
     struct gov *g = NULL;
     struct collector *col = NULL;
     struct http_server *http = NULL;
+    struct counter_store *counter = NULL;
     sigset_t sigs;
     char err[512] = "";
     int r, exit_code = 1;
@@ -338,6 +389,23 @@ int main(int argc, char **argv)
     if (metrics_process_start_time(&app.process_start_s) < 0)
         app.process_start_s = 0; /* /metrics falls back to start_wall_ms */
 
+    /* the counter store first: a bad URL, or a counter file that is corrupt,
+     * truncated, from the future or not writable, is a usage error (exit 2)
+     * before anything else starts */
+    {
+        struct counter_config ccfg = {.url = o.counter,
+                                      .password_file = o.counter_password_file,
+                                      .lease = o.counter_lease,
+                                      .timeout_ms = o.counter_timeout_ms,
+                                      .pool = o.threads};
+        counter = counter_open(&ccfg, err, sizeof(err));
+        if (!counter) {
+            gov_log(LOG_ERR, "start_failed", err, NULL);
+            sd_notifyf(0, "STATUS=failed to start: %s", err);
+            return 2;
+        }
+    }
+
     gcfg.cgroup_dir = o.cgroup;
     gcfg.policy_path = choose_policy(&o);
     gcfg.embedded_policy = governord_default_policy;
@@ -361,6 +429,7 @@ int main(int argc, char **argv)
     }
     hcfg.listen = o.listen;
     hcfg.threads = o.threads;
+    hcfg.counter = counter;
     http = http_start(&hcfg, g, &app, err, sizeof(err));
     if (!http) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
@@ -419,6 +488,7 @@ out:
     gov_stop(g);
     collector_free(col);
     gov_free(g);
+    counter_close(counter);
     if (exit_code == 0)
         gov_log(LOG_INFO, "exit", "governord stopped", NULL);
     return exit_code;

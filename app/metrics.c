@@ -256,11 +256,39 @@ static void governor_families(FILE *f, const struct gov_status *st)
                 "Samples of the memory source that failed.", c->sample_errors);
 }
 
+/* The counter store: which one, whether it can serve, and why not. */
+static void counter_families(FILE *f, const struct counter_status *cs)
+{
+    static const enum counter_kind kinds[] = {COUNTER_MEMORY, COUNTER_FILE, COUNTER_REDIS};
+
+    family(f, "governor_visits_store_info", "gauge",
+           "The store /counter takes its values from: 1 for the store in use, 0 for the "
+           "others.");
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+        u64_sample(f, "governor_visits_store_info", "store", counter_kind_name(kinds[i]),
+                   cs->kind == kinds[i]);
+    gauge_u64(f, "governor_visits_store_up",
+              "1 when the counter store can serve values, 0 while /counter answers 503.",
+              cs->up ? 1 : 0);
+    family(f, "governor_visits_store_errors_total", "counter",
+           "Requests to /counter the store could not serve, by reason: persist (file: the "
+           "lease could not be written), connect, timeout, reply, io (redis), down (refused "
+           "at once during an outage).");
+    for (int i = 0; i < COUNTER_NERRORS; i++)
+        u64_sample(f, "governor_visits_store_errors_total", "reason",
+                   counter_error_name((enum counter_error)i), cs->errors[i]);
+    if (cs->kind == COUNTER_FILE)
+        gauge_u64(f, "governor_visits_lease_high_water_mark",
+                  "File store: the high-water mark on disk; no value above it was served.",
+                  cs->lease_limit);
+}
+
 static void http_families(FILE *f, const struct http_stats *h)
 {
     char code[16];
 
-    /* not governor_counter_value: promtool rejects type names in metric names */
+    /* not governor_counter_*: promtool rejects type names in metric names, so the
+     * counter store's families below are governor_visits_* too */
     counter_u64(f, "governor_visits_total",
                 "Last value served by /counter: the visits it counted (GET and HEAD).",
                 h->counter);
@@ -303,6 +331,7 @@ char *metrics_render(const struct gov_status *st, const struct app_info *app,
     memory_families(f, st);
     governor_families(f, st);
     http_families(f, http);
+    counter_families(f, &http->store);
 
     failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed) {

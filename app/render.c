@@ -60,7 +60,28 @@ static json_int_t at(double fraction, uint64_t limit)
     return (json_int_t)((long double)fraction * (long double)limit);
 }
 
-char *render_governor_json(const struct gov_status *st, const struct app_info *app, size_t *len)
+/* "counter": the store, its state and its errors by reason. */
+static json_t *counter_json(const struct counter_status *cs)
+{
+    json_t *errors, *o;
+    if (!cs)
+        return json_null();
+    errors = json_object();
+    for (int i = 0; i < COUNTER_NERRORS; i++)
+        json_object_set_new(errors, counter_error_name((enum counter_error)i),
+                            json_integer((json_int_t)cs->errors[i]));
+    o = json_pack("{s:s, s:s, s:b, s:o, s:I, s:o}", "store", counter_kind_name(cs->kind),
+                  "target", cs->target, "up", cs->up, "error", str_or_null(cs->error),
+                  "last_value", (json_int_t)cs->last, "errors", errors);
+    if (o && cs->kind == COUNTER_FILE)
+        json_object_set_new(o, "lease", json_pack("{s:I, s:I}", "high_water_mark",
+                                                  (json_int_t)cs->lease_limit, "size",
+                                                  (json_int_t)cs->lease_size));
+    return o ? o : json_null();
+}
+
+char *render_governor_json(const struct gov_status *st, const struct app_info *app,
+                           const struct counter_status *cs, size_t *len)
 {
     const struct gov_cgroup_sample *s = &st->sample;
     const struct gov_policy *p = &st->policy;
@@ -92,7 +113,7 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         " s:{s:s, s:s, s:s},"
         " s:{s:s, s:I, s:o, s:o, s:o},"
         " s:{s:I, s:I, s:I, s:I, s:s, s:s},"
-        " s:o, s:{s:o, s:o, s:o}}",
+        " s:o, s:{s:o, s:o, s:o}, s:o}",
         "version", app->version, "level", gov_level_name(st->level), "mode",
         gov_mode_name(p->mode), "started_at", time_json(st->started_wall_ms), "ticks",
         (json_int_t)c->ticks,
@@ -132,7 +153,8 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         "events_watch", st->events_watch, "pressure_trigger", st->pressure_trigger,
         /* decisions and pod */
         "decisions", decisions, "pod", "name", str_or_null(app->pod_name), "namespace",
-        str_or_null(app->pod_namespace), "node", str_or_null(app->node_name));
+        str_or_null(app->pod_namespace), "node", str_or_null(app->node_name), "counter",
+        counter_json(cs));
     if (!root)
         return NULL;
     out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "counter.h"
 #include "governor.h"
 
 /* Facts about the process that do not change while it runs. */
@@ -17,9 +18,10 @@ struct app_info {
     double process_start_s;   /* the process's real start (Unix seconds), 0 if unknown */
 };
 
-/* GET /governor: the JSON status document.  Returns NULL on out of memory. */
+/* GET /governor: the JSON status document, with the counter store's state
+ * under "counter" (null when cs is NULL).  Returns NULL on out of memory. */
 char *render_governor_json(const struct gov_status *st, const struct app_info *app,
-                           size_t *len);
+                           const struct counter_status *cs, size_t *len);
 
 /* The query of GET /governor/history: the page asks only for what it does
  * not have yet.  since_ms: samples (and updated decisions) after this

@@ -13,6 +13,9 @@ set -eu
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
+# the counter's Redis store: hiredis to build, a real redis-server for the tests
+BUILD_PKGS="$BUILD_PKGS libhiredis-dev"
+TEST_PKGS="$TEST_PKGS redis-server redis-tools"
 # make test-chart: shared/tools/chart-render (Go, built on first use) and
 # k8s-validate, YAML for the tests, and what the chart-in-the-loop sandbox runs
 CHART_PKGS="python3-yaml python3-jsonschema golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev golang-gopkg-yaml.v3-dev golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev busybox iproute2"

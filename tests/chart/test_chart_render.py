@@ -26,7 +26,21 @@ BASE_KINDS = ["ConfigMap", "Deployment", "Ingress", "Pod", "Service", "ServiceAc
 # name -> (extra arguments, the kinds expected in the output)
 VALUE_SETS = {
     "default": ([], BASE_KINDS),
-    "hpa-on": (["--set", "autoscaling.enabled=true"], BASE_KINDS + ["HorizontalPodAutoscaler"]),
+    "hpa-on": (["--set", "autoscaling.enabled=true", "--set", "allowPerPodCounter=true"],
+               BASE_KINDS + ["HorizontalPodAutoscaler"]),
+    "counter-file": (["--set", "counter.store=file"], BASE_KINDS),
+    "counter-file-pvc": (["--set", "counter.store=file",
+                          "--set", "counter.file.persistence.enabled=true"],
+                         BASE_KINDS + ["PersistentVolumeClaim"]),
+    "counter-redis-url": (["--set", "counter.store=redis",
+                           "--set", "counter.redis.url=redis://redis.shared:6379/2?key=app:n",
+                           "--set", "counter.redis.existingSecret=redis-auth",
+                           "--set", "replicaCount=3"], BASE_KINDS),
+    "counter-redis-bundled": (["--set", "counter.store=redis",
+                               "--set", "counter.redis.bundled.enabled=true",
+                               "--set", "counter.redis.existingSecret=redis-auth",
+                               "--set", "autoscaling.enabled=true"],
+                              BASE_KINDS + ["HorizontalPodAutoscaler", "Service", "StatefulSet"]),
     "ingress-off": (["--set", "ingress.enabled=false"],
                     [k for k in BASE_KINDS if k != "Ingress"]),
     "custom-policy": (["--set-file", f"policy={POLICIES / 'conservative.ini'}"], BASE_KINDS),
@@ -38,9 +52,11 @@ VALUE_SETS = {
                        "--set", "ingress.tls[0].hosts[0]=metrics-app.local",
                        "--set", "ingress.tls[0].secretName=metrics-app-tls",
                        "--set", "replicaCount=2",
+                       "--set", "counter.store=redis",
+                       "--set", "counter.redis.bundled.enabled=true",
                        "--set-json", 'env=[{"name":"GOVERNOR_THREADS","value":"2"}]'],
                       BASE_KINDS + ["HorizontalPodAutoscaler", "PodDisruptionBudget",
-                                    "ServiceMonitor"]),
+                                    "ServiceMonitor", "Service", "StatefulSet"]),
 }
 
 
@@ -291,3 +307,104 @@ def test_deploy_files():
     for ref in ("deploy/kind-cluster.yaml", "deploy/application.yaml", "charts/metrics-app",
                 "metrics-app.local", src["repoURL"]):
         assert ref in deploy, f"README's deploy section does not mention {ref}"
+
+
+# ---- the counter store ------------------------------------------------------------
+
+def refused(renderer, *args):
+    r = renderer.run(*args)
+    assert r.returncode != 0, f"accepted {args}"
+    return r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--set", "replicaCount=2"],
+    ["--set", "autoscaling.enabled=true"],
+    ["--set", "replicaCount=2", "--set", "counter.store=file"],
+    ["--set", "counter.store=redis"],
+    ["--set", "counter.store=sql"],
+    ["--set", "counter.store=redis", "--set", "counter.redis.url=http://x:1"],
+    ["--set", "counter.store=redis", "--set", "counter.redis.url=redis://x"],
+    ["--set", "counter.file.lease=0"],
+    ["--set", "counter.file.path=relative/counter"],
+    ["--set", "counter.file.path=/counter"],
+    ["--set", "counter.redis.timeoutMs=0"],
+    ["--set", "counter.redis.existingSecret=Bad_Name"],
+    ["--set", "counter.redis.bundled.enable=true"],
+    ["--set", "counter.typo=1"],
+])
+def test_schema_refuses_bad_counter_values(renderer, args):
+    refused(renderer, *args)
+
+
+def test_per_pod_counter_only_when_allowed(renderer):
+    for extra in (["--set", "replicaCount=2"], ["--set", "autoscaling.enabled=true"]):
+        refused(renderer, *extra)
+        renderer.render(*extra, "--set", "allowPerPodCounter=true")
+        renderer.render(*extra, "--set", "counter.store=redis",
+                        "--set", "counter.redis.url=redis://r:6379")
+
+
+def counter_args(c):
+    args = c["args"]
+    return args[args.index("--counter") + 1]
+
+
+def test_counter_store_reaches_the_command(renderer):
+    c = container(one(documents(renderer.render()), "Deployment"))
+    assert counter_args(c) == "memory:"
+
+    docs = documents(renderer.render("--set", "counter.store=file",
+                                     "--set", "counter.file.lease=50"))
+    dep = one(docs, "Deployment")
+    c = container(dep)
+    assert counter_args(c) == "file:/var/lib/governord/counter"
+    assert c["args"][c["args"].index("--counter-lease") + 1] == "50"
+    mount = [m for m in c["volumeMounts"] if m["name"] == "counter"][0]
+    assert mount["mountPath"] == "/var/lib/governord" and not mount.get("readOnly")
+    vol = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "counter"][0]
+    assert vol == {"name": "counter", "emptyDir": {}}
+    assert "strategy" not in dep["spec"]
+
+    docs = documents(renderer.render("--set", "counter.store=file",
+                                     "--set", "counter.file.persistence.enabled=true"))
+    dep = one(docs, "Deployment")
+    vol = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "counter"][0]
+    pvc = one(docs, "PersistentVolumeClaim")
+    assert vol["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_redis_url_password_and_bundled_redis(renderer):
+    docs = documents(renderer.render("--set", "counter.store=redis",
+                                     "--set", "counter.redis.url=redis://r.ns:6379/1?key=k",
+                                     "--set", "counter.redis.existingSecret=redis-auth",
+                                     "--set", "counter.redis.timeoutMs=250"))
+    dep = one(docs, "Deployment")
+    c = container(dep)
+    assert counter_args(c) == "redis://r.ns:6379/1?key=k"
+    assert c["args"][c["args"].index("--counter-timeout") + 1] == "250"
+    env = {e["name"]: e for e in c["env"]}
+    assert env["GOVERNOR_COUNTER_PASSWORD_FILE"]["value"] == "/etc/governor-counter/password"
+    vol = [v for v in dep["spec"]["template"]["spec"]["volumes"]
+           if v["name"] == "counter-password"][0]
+    assert vol["secret"]["secretName"] == "redis-auth"
+    assert "password" not in json.dumps(c["args"]).lower()
+
+    docs = documents(renderer.render("--set", "counter.store=redis",
+                                     "--set", "counter.redis.bundled.enabled=true",
+                                     "--set", "counter.redis.existingSecret=redis-auth"))
+    sts = one(docs, "StatefulSet")
+    svc = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-redis")]
+    assert len(svc) == 1
+    c = container(one(docs, "Deployment"))
+    assert counter_args(c) == f"redis://{svc[0]['metadata']['name']}:6379"
+    r = sts["spec"]["template"]["spec"]["containers"][0]
+    args = " ".join(r["args"])
+    assert "--appendonly yes" in args and "--appendfsync always" in args
+    assert "--requirepass $(REDIS_PASSWORD)" in args
+    assert r["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "redis-auth"
+    assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert not restricted_violations(sts["spec"]["template"]["spec"])
+    # the Service selects the Redis pod only, not governord's pods
+    assert svc[0]["spec"]["selector"]["app.kubernetes.io/component"] == "counter-redis"

@@ -76,3 +76,27 @@ watches this directory, so the kubelet's update of the volume reloads it.
 {{- define "metrics-app.policyFile" -}}
 {{ include "metrics-app.policyDir" . }}/policy.ini
 {{- end }}
+
+{{/*
+The --counter URL: memory:, file:PATH, or the Redis URL (the bundled Redis's
+Service when counter.redis.url is empty).
+*/}}
+{{- define "metrics-app.counterUrl" -}}
+{{- if eq .Values.counter.store "file" -}}
+file:{{ .Values.counter.file.path }}
+{{- else if eq .Values.counter.store "redis" -}}
+{{- .Values.counter.redis.url | default (printf "redis://%s-redis:6379" (include "metrics-app.fullname" .)) -}}
+{{- else -}}
+memory:
+{{- end -}}
+{{- end }}
+
+{{/*
+The bundled Redis's selector: a name of its own, so that neither governord's
+Service nor its Deployment selects the Redis pod.
+*/}}
+{{- define "metrics-app.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "metrics-app.name" . }}-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: counter-redis
+{{- end }}
