@@ -114,7 +114,7 @@ def test_wrk_256_connections_while_the_governor_shrinks(cgroup, daemons, tmp_pat
     report = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "wrk-report.lua")
     duration = int(os.environ.get("GOVERNORD_LOAD_SECONDS", "20"))
     wrk = subprocess.Popen(["wrk", "-t2", "-c256", f"-d{duration}s",
-                            f"--timeout={int(scaled(2))}s", "-s", report,
+                            f"--timeout={int(scaled(10))}s", "-s", report,
                             f"http://127.0.0.1:{d.port}/counter"],
                            stdout=subprocess.PIPE, text=True)
     health = []

@@ -85,7 +85,9 @@ def test_json_lines_carry_the_documented_fields(tmp_path, daemons):
     assert "high 85%" in up["reason"] and "toward target 60%" in up["reason"]
 
     refused = one("refuse")
-    assert refused["level"] == "warning" and refused["governor_level"] == "high"
+    # admission samples memory itself, so it may refuse before a tick has
+    # seen the rise (governor_level is the level of the last tick)
+    assert refused["level"] == "warning" and refused["governor_level"] in ("normal", "high")
     assert refused["reason"].startswith("refused a 1Mi block") and refused["request_bytes"] == MIB
 
     ok = one("reload")

@@ -150,8 +150,10 @@ def test_values_move_after_shrinks(daemons, tmp_path):
 
     # past high (85%), below critical (95%)
     cg.set(current=int(0.90 * GIB), inactive_file=0)
-    high = scrape_when(lambda m: value(m, "governor_shrinks_total", level="high") >= 1,
-                       "a shrink at high")
+    # admission samples memory itself and may evict before a tick has
+    # published the level: wait for both
+    high = scrape_when(lambda m: value(m, "governor_shrinks_total", level="high") >= 1 and
+                       value(m, "governor_level", level="high") == 1, "a shrink at high")
     assert value(high, "governor_level", level="high") == 1
     assert value(high, "governor_level", level="normal") == 0
     assert value(high, "governor_memory_current_bytes") == int(0.90 * GIB)
