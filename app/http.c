@@ -450,7 +450,7 @@ static unsigned default_conn_limit(unsigned threads)
     uint64_t used;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 1000;
-    used = (uint64_t)open_fds() + 2u * threads + 1u + FD_HEADROOM;
+    used = (uint64_t)open_fds() + 2u * (uint64_t)threads + 1u + FD_HEADROOM;
     if (rl.rlim_cur < used + threads)
         return threads; /* one connection per pool thread, at the least */
     return (unsigned)MIN(rl.rlim_cur - used, 10000);
