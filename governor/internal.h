@@ -19,7 +19,7 @@
  *   - everything another thread may read -- the published status, the
  *     decision log, the memory history, the counters, the policy in force --
  *     lives behind the one state_lock, held only for copies;
- *   - level, heartbeat and the armed tick timer (due time and interval) are
+ *   - level and the armed tick timer (due time and interval) are
  *     also mirrored in atomics so that the probes (/healthz, /readyz) never
  *     wait for a lock;
  *   - lock order: act_lock, then state_lock (gov_admit reads the policy
@@ -75,7 +75,6 @@ struct gov {
 
     /* lock-free mirrors */
     atomic_int level;
-    atomic_uint_fast64_t heartbeat_ms;  /* the last tick's start, monotonic */
     atomic_uint_fast64_t tick_due_ms;   /* when the armed tick timer fires; 0 = none */
     atomic_uint armed_interval_ms;      /* the interval it was armed with */
     atomic_bool sample_ok;

@@ -65,7 +65,6 @@ static void governor_tick(struct gov *g, enum wake why)
 {
     struct tick t = {.why = why, .now = gov_now_ms(), .from = g->engine.level};
 
-    atomic_store(&g->heartbeat_ms, t.now);
     pthread_mutex_lock(&g->act_lock); /* admission's evictions wait (internal.h) */
     t.ok = gov_cgroup_sample(g->cg, &t.s, t.err, sizeof(t.err)) == 0;
     if (t.ok)
