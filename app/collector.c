@@ -4,7 +4,13 @@
  * list and its totals and is never held while calling into the governor
  * (gov_admit() may call collector_shrink() on this same thread).  Blocks are
  * anonymous private mappings: munmap() returns them to the kernel at once,
- * unlike free(), which may keep them in a malloc arena. */
+ * unlike free(), which may keep them in a malloc arena.
+ *
+ * The thread sleeps collector.interval_ms on a condition variable (stop_cond
+ * under stop_lock) that also ends the sleep early for a stop, and for a new
+ * policy: the governor calls collector_policy_changed() on reload, and the
+ * thread re-arms with the new interval at once instead of sleeping out the
+ * old one (60 s -> 100 ms must not wait 60 s). */
 #include "collector.h"
 
 #include <errno.h>
@@ -36,6 +42,7 @@ struct collector {
     pthread_mutex_t stop_lock; /* with stop_cond: interruptible sleep */
     pthread_cond_t stop_cond;
     bool stop;
+    bool rearm;                /* a new policy: start the sleep again */
 };
 
 static void *map_block(uint64_t size)
@@ -127,11 +134,13 @@ uint64_t collector_alloc_failures(struct collector *c)
     return atomic_load(&c->alloc_failures);
 }
 
-/* Sleeps ms unless stopped; returns false when asked to stop. */
-static bool sleep_or_stop(struct collector *c, uint32_t ms)
+enum wake { WAKE_TIMEOUT, WAKE_REARM, WAKE_STOP };
+
+/* Sleeps ms unless stopped or re-armed; says which. */
+static enum wake sleep_for(struct collector *c, uint32_t ms)
 {
     struct timespec ts;
-    bool stop;
+    enum wake w = WAKE_TIMEOUT;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += ms / 1000;
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
@@ -140,26 +149,41 @@ static bool sleep_or_stop(struct collector *c, uint32_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&c->stop_lock);
-    while (!c->stop && pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &ts) != ETIMEDOUT) {
+    while (!c->stop && !c->rearm &&
+           pthread_cond_timedwait(&c->stop_cond, &c->stop_lock, &ts) != ETIMEDOUT) {
     }
-    stop = c->stop;
+    if (c->stop)
+        w = WAKE_STOP;
+    else if (c->rearm)
+        w = WAKE_REARM;
+    c->rearm = false;
     pthread_mutex_unlock(&c->stop_lock);
-    return !stop;
+    return w;
 }
 
 static void *collector_thread(void *arg)
 {
     struct collector *c = arg;
     struct gov_policy p;
+    enum wake w;
 
     pthread_setname_np(pthread_self(), "collector"); /* for top -H and bench/overhead.sh */
     gov_policy(c->gov, &p);
-    while (sleep_or_stop(c, p.collector_interval_ms)) {
+    while ((w = sleep_for(c, p.collector_interval_ms)) != WAKE_STOP) {
         gov_policy(c->gov, &p); /* block size and rate follow reloads */
-        if (p.collector_enabled)
+        if (w == WAKE_TIMEOUT && p.collector_enabled)
             collector_grow(c, p.block_size);
     }
     return NULL;
+}
+
+void collector_policy_changed(void *ctx)
+{
+    struct collector *c = ctx;
+    pthread_mutex_lock(&c->stop_lock);
+    c->rearm = true;
+    pthread_cond_signal(&c->stop_cond);
+    pthread_mutex_unlock(&c->stop_lock);
 }
 
 struct collector *collector_new(struct gov *g)
@@ -176,7 +200,11 @@ struct collector *collector_new(struct gov *g)
     pthread_cond_init(&c->stop_cond, &attr);
     pthread_condattr_destroy(&attr);
     struct gov_shrinker s = {
-        .name = "collector", .count = collector_count, .shrink = collector_shrink, .ctx = c};
+        .name = "collector",
+        .count = collector_count,
+        .shrink = collector_shrink,
+        .policy_changed = collector_policy_changed,
+        .ctx = c};
     if (gov_register_shrinker(g, &s) < 0) {
         collector_free(c);
         return NULL;

@@ -5,7 +5,8 @@
  * it is really resident, and appends it to a FIFO buffer.  It is registered
  * with the governor as a shrinker: a shrink drops the oldest blocks and
  * munmap()s them, so the memory goes back to the kernel at once.  Block size,
- * rate and on/off come from the live policy and may change on reload. */
+ * rate and on/off come from the live policy and may change on reload; a
+ * reload re-arms the collector's timer at once. */
 #ifndef APP_COLLECTOR_H
 #define APP_COLLECTOR_H
 
@@ -36,6 +37,9 @@ bool collector_grow(struct collector *c, uint64_t bytes);
 /* The shrinker callbacks (exposed for tests). */
 void collector_count(void *ctx, uint64_t *bytes, uint64_t *blocks);
 uint64_t collector_shrink(void *ctx, uint64_t bytes);
+/* A new policy is in force: the thread's sleep starts again with the new
+ * interval (the governor calls this on reload). */
+void collector_policy_changed(void *ctx);
 
 /* Allocation failures (mmap) so far. */
 uint64_t collector_alloc_failures(struct collector *c);

@@ -17,7 +17,11 @@
  * connection limit is at most CONNS_PER_THREAD x threads, and the default
  * pool has at least MIN_THREADS threads (they sleep in epoll_wait when idle).
  *
- * Limits: a connection limit derived from RLIMIT_NOFILE (and the above), an
+ * Limits: a connection limit derived from RLIMIT_NOFILE (and the above) that
+ * leaves the descriptors already open (the governor's: it starts first), the
+ * pool's own (an epoll fd and an eventfd per thread, the listener) and
+ * FD_HEADROOM for the governor's later opens free, so that clients cannot
+ * take the descriptors the governor needs to read its files; an
  * idle timeout so slow clients cannot hold a slot forever, and an 8 KiB
  * per-connection memory pool, which answers over-long URLs and headers with
  * 414/431.  The pool is zeroed on every request, so its size is paid per
@@ -38,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -446,15 +451,34 @@ bad:
     return -1;
 }
 
-static unsigned default_conn_limit(void)
+/* Descriptors the governor may still open after the server started: a
+ * cgroup file reopened after a rename, the policy file (which also has a
+ * reserve descriptor of its own), the log's journal socket. */
+#define FD_HEADROOM 8u
+
+/* Descriptors open now; a generous guess when /proc is not there. */
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    unsigned n = 0;
+    if (!d)
+        return 64;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
+}
+
+static unsigned default_conn_limit(unsigned threads)
 {
     struct rlimit rl;
+    uint64_t used;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 1000;
-    /* leave room for cgroup files, the policy watch, logs and the listener */
-    if (rl.rlim_cur <= 96)
-        return 16;
-    return (unsigned)MIN(rl.rlim_cur - 64, 10000);
+    used = (uint64_t)open_fds() + 2u * (uint64_t)threads + 1u + FD_HEADROOM;
+    if (rl.rlim_cur < used + threads)
+        return threads; /* one connection per pool thread, at the least */
+    return (unsigned)MIN(rl.rlim_cur - used, 10000);
 }
 
 struct http_server *http_start(const struct http_config *cfg, struct gov *g,
@@ -466,7 +490,7 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     const union MHD_DaemonInfo *info;
     unsigned threads = cfg->threads ? cfg->threads
                                      : MAX((unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), MIN_THREADS);
-    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit : default_conn_limit(),
+    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit : default_conn_limit(threads),
                               CONNS_PER_THREAD * threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;

@@ -225,19 +225,26 @@ void gov_admit_decide(uint64_t request, const struct gov_reading *r, const struc
         a->admit = true;
         return;
     }
-    if (request > high || need > r->buffer) {
+    /* only the buffer above the floor may be evicted (r->reclaimable) */
+    if (request > high || need > r->reclaimable) {
         a->action = GOV_ACT_REFUSE;
         a->admit = false;
         if (request > high)
             snprintf(a->reason, sizeof(a->reason),
                      "refused a %s block: larger than high %.0f%% of %s", req, p->high * 100.0,
                      lim);
-        else
+        else if (r->reclaimable == r->buffer)
             snprintf(a->reason, sizeof(a->reason),
                      "refused a %s block: %.0f%% of %s with it, and the buffer (%s) cannot make "
                      "room",
                      req, floor(gov_ratio(after, r->limit) * 100.0), lim,
                      gov_quantity_format(r->buffer, (char[16]){0}, 16));
+        else
+            snprintf(a->reason, sizeof(a->reason),
+                     "refused a %s block: %.0f%% of %s with it, and the buffer above the floor "
+                     "(%s) cannot make room",
+                     req, floor(gov_ratio(after, r->limit) * 100.0), lim,
+                     gov_quantity_format(r->reclaimable, (char[16]){0}, 16));
     } else {
         a->action = GOV_ACT_EVICT;
         a->admit = true;

@@ -102,8 +102,9 @@ struct gov_admission {
 /* Decides whether `request` more bytes may be allocated now, given a fresh
  * reading and the governor's current level.  In enforce mode an allocation
  * that would pass `high`, or grow the buffer at soft or above, must first
- * evict old data; if even evicting the whole buffer cannot make room it is
- * refused (and nothing is evicted).  In observe mode everything is admitted
+ * evict old data; if even evicting everything above the floor (the
+ * reading's reclaimable bytes) cannot make room it is refused (and nothing
+ * is evicted), so admission never takes the buffer below the floor.  In observe mode everything is admitted
  * and dry_run is set. */
 void gov_admit_decide(uint64_t request, const struct gov_reading *r, const struct gov_policy *p,
                       enum gov_level level, struct gov_admission *a);

@@ -5,7 +5,9 @@
  * policy or an unusable --cgroup stops the daemon before it serves anything.
  * gov_admit() is the allocation-path check that keeps bursts below `high`
  * between two ticks; it samples memory itself (with its own file
- * descriptors) because the tick's sample may be up to one interval old.
+ * descriptors) because the tick's sample may be up to one interval old, and
+ * holds act_lock so that it and the tick never release for the same
+ * overshoot.  Both record what they did through gov_record_decision().
  * gov_status() hands out copies, so renderers never see live state. */
 #include "internal.h"
 
@@ -35,9 +37,9 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    g->wake_fd = g->events_fd = g->pressure_fd = -1;
+    g->wake_fd = g->events_fd = g->pressure_fd = g->spare_fd = -1;
     pthread_mutex_init(&g->state_lock, NULL);
-    pthread_mutex_init(&g->admit_lock, NULL);
+    pthread_mutex_init(&g->act_lock, NULL);
     pthread_mutex_init(&g->start_lock, NULL);
     pthread_cond_init(&g->start_cond, NULL);
     gov_declog_init(&g->declog);
@@ -101,7 +103,7 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     gov_strlcpy(g->status.events_watch, "not started", sizeof(g->status.events_watch));
     gov_strlcpy(g->status.pressure_trigger, "not started", sizeof(g->status.pressure_trigger));
     atomic_store(&g->level, GOV_LEVEL_NORMAL);
-    atomic_store(&g->interval_ms, g->policy.interval_ms);
+    gov_reserve_fd(g); /* before anything else can take the last descriptors */
     free(perrs);
     return g;
 
@@ -169,12 +171,14 @@ void gov_free(struct gov *g)
     gov_cgroup_close(g->admit_cg);
     if (g->wake_fd >= 0)
         close(g->wake_fd);
+    if (g->spare_fd >= 0)
+        close(g->spare_fd);
     free(g->policy_path);
     free(g->embedded_policy);
     free(g->policy_content);
     free(g->rejected_content);
     pthread_mutex_destroy(&g->state_lock);
-    pthread_mutex_destroy(&g->admit_lock);
+    pthread_mutex_destroy(&g->act_lock);
     pthread_mutex_destroy(&g->start_lock);
     pthread_cond_destroy(&g->start_cond);
     free(g);
@@ -217,6 +221,56 @@ void gov_reading_from_sample(struct gov *g, const struct gov_policy *p,
     r->reclaimable = r->buffer > p->floor ? r->buffer - p->floor : 0;
 }
 
+/* ---- decisions: one record for the tick and admission ------------------------- */
+
+bool gov_record_decision(struct gov *g, const struct gov_decision *d)
+{
+    struct gov_counters *c = &g->status.counters;
+    if (!d->dry_run) {
+        switch (d->action) {
+        case GOV_ACT_SHRINK:
+        case GOV_ACT_RELEASE:
+            c->actions[d->level]++;
+            c->released_bytes[d->level] += d->released;
+            break;
+        case GOV_ACT_EVICT:
+            c->evictions++;
+            c->evicted_bytes += d->released;
+            break;
+        case GOV_ACT_REFUSE:
+            c->refused++;
+            break;
+        default:
+            break;
+        }
+    }
+    return gov_declog_push(&g->declog, d);
+}
+
+void gov_log_decision(const struct gov_decision *d, const char *event, const char *msg,
+                      uint64_t request, uint64_t generation)
+{
+    /* "level" is the log line's severity: the governor's levels are
+     * from_level and governor_level */
+    if (d->action == GOV_ACT_EVICT || d->action == GOV_ACT_REFUSE)
+        gov_log(d->action == GOV_ACT_REFUSE ? LOG_WARNING : LOG_INFO, event, msg,
+                "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "governor_level",
+                gov_level_name(d->level), "reason", d->reason, "action",
+                gov_action_name(d->action), "request_bytes", (json_int_t)request, "usage_bytes",
+                (json_int_t)d->usage, "limit_bytes", (json_int_t)d->limit, "released_bytes",
+                (json_int_t)d->released, "buffer_bytes", (json_int_t)d->buffer_after, "dry_run",
+                d->dry_run);
+    else
+        gov_log(d->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO, event, msg,
+                "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "from_level",
+                gov_level_name(d->from), "governor_level", gov_level_name(d->level), "action",
+                gov_action_name(d->action), "reason", d->reason, "usage_bytes",
+                (json_int_t)d->usage, "limit_bytes", (json_int_t)d->limit, "released_bytes",
+                (json_int_t)d->released, "would_release_bytes", (json_int_t)d->would_release,
+                "buffer_bytes", (json_int_t)d->buffer_after, "dry_run", d->dry_run,
+                "policy_generation", (json_int_t)generation);
+}
+
 /* ---- admission ------------------------------------------------------------- */
 
 bool gov_admit(struct gov *g, uint64_t bytes)
@@ -227,61 +281,51 @@ bool gov_admit(struct gov *g, uint64_t bytes)
     struct gov_policy p;
     struct gov_decision d = {0};
     enum gov_limit_source source;
-    enum gov_level level = (enum gov_level)atomic_load(&g->level);
-    uint64_t released = 0, objects;
+    enum gov_level level;
+    uint64_t objects, generation;
     char err[320];
     bool fresh;
 
-    pthread_mutex_lock(&g->admit_lock);
+    /* sample, decide and evict under act_lock: a tick's shrink in progress
+     * finishes first, and this reading sees what it released */
+    pthread_mutex_lock(&g->act_lock);
+    level = (enum gov_level)atomic_load(&g->level);
     gov_policy(g, &p);
     if (gov_cgroup_sample(g->admit_cg, &s, err, sizeof(err)) < 0) {
         /* memory cannot be measured: growing blind is what we exist to stop */
         a = (struct gov_admission){.action = GOV_ACT_REFUSE, .admit = false};
         snprintf(a.reason, sizeof(a.reason), "refused: memory source unreadable (%.150s)", err);
         memset(&r, 0, sizeof(r));
-        gov_count_caches(g, &r.buffer, &objects);
     } else {
         gov_reading_from_sample(g, &p, &s, &r, &source);
         gov_admit_decide(bytes, &r, &p, level, &a);
     }
     if (a.evict && !a.dry_run)
-        released = gov_shrink_caches(g, a.evict);
-
-    if (a.action != GOV_ACT_NONE) {
-        d.wall_ms = gov_wall_ms();
-        d.from = d.level = level;
-        d.action = a.action;
-        d.dry_run = a.dry_run;
-        d.usage = r.usage;
-        d.limit = r.limit;
-        d.released = released;
-        d.would_release = a.evict;
+        d.released = gov_shrink_caches(g, a.evict);
+    if (a.action != GOV_ACT_NONE)
         gov_count_caches(g, &d.buffer_after, &objects);
-        gov_strlcpy(d.reason, a.reason, sizeof(d.reason));
+    pthread_mutex_unlock(&g->act_lock);
 
-        pthread_mutex_lock(&g->state_lock);
-        if (d.action == GOV_ACT_REFUSE && !d.dry_run) {
-            g->status.counters.refused++;
-        } else if (!d.dry_run) {
-            g->status.counters.evictions++;
-            g->status.counters.evicted_bytes += released;
-        }
-        fresh = gov_declog_push(&g->declog, &d);
-        pthread_mutex_unlock(&g->state_lock);
+    if (a.action == GOV_ACT_NONE)
+        return a.admit;
+    d.wall_ms = gov_wall_ms();
+    d.from = d.level = level;
+    d.action = a.action;
+    d.dry_run = a.dry_run;
+    d.usage = r.usage;
+    d.limit = r.limit;
+    d.would_release = a.evict;
+    gov_strlcpy(d.reason, a.reason, sizeof(d.reason));
 
-        /* "level" is the log line's severity: the governor's is governor_level */
-        if (fresh)
-            gov_log(d.action == GOV_ACT_REFUSE ? LOG_WARNING : LOG_INFO, gov_action_name(d.action),
-                    d.action == GOV_ACT_REFUSE ? "admission: allocation refused"
-                                               : "admission: old blocks evicted",
-                    "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b}", "governor_level",
-                    gov_level_name(level), "reason", d.reason, "action",
-                    gov_action_name(d.action), "request_bytes", (json_int_t)bytes, "usage_bytes",
-                    (json_int_t)d.usage, "limit_bytes", (json_int_t)d.limit, "released_bytes",
-                    (json_int_t)released, "buffer_bytes", (json_int_t)d.buffer_after, "dry_run",
-                    d.dry_run);
-    }
-    pthread_mutex_unlock(&g->admit_lock);
+    pthread_mutex_lock(&g->state_lock);
+    fresh = gov_record_decision(g, &d);
+    generation = g->status.policy_generation;
+    pthread_mutex_unlock(&g->state_lock);
+    if (fresh)
+        gov_log_decision(&d, gov_action_name(d.action),
+                         d.action == GOV_ACT_REFUSE ? "admission: allocation refused"
+                                                    : "admission: old blocks evicted",
+                         bytes, generation);
     return a.admit;
 }
 
@@ -321,11 +365,14 @@ enum gov_level gov_level(struct gov *g)
     return (enum gov_level)atomic_load(&g->level);
 }
 
+/* Judged against the tick timer really armed (its due time and interval),
+ * not the policy's interval: a reload re-arms the timer and publishes both,
+ * so a reload that changes the interval never makes a live loop look dead. */
 bool gov_alive(struct gov *g)
 {
-    uint64_t beat = atomic_load(&g->heartbeat_ms);
-    uint64_t allowed = MAX(3ull * atomic_load(&g->interval_ms), 2000ull);
-    return beat != 0 && gov_now_ms() - beat <= allowed;
+    uint64_t due = atomic_load(&g->tick_due_ms);
+    uint64_t grace = MAX(2ull * atomic_load(&g->armed_interval_ms), 2000ull);
+    return due != 0 && gov_now_ms() <= due + grace;
 }
 
 bool gov_ready(struct gov *g, char *why, size_t len)

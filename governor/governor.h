@@ -39,7 +39,9 @@
 
 /* A cache the governor may shrink.  Both callbacks may be called from the
  * governor thread and from whichever thread calls gov_admit(), so they must
- * be thread-safe; neither may call back into the governor. */
+ * be thread-safe; neither may call back into the governor.  The governor
+ * never has two releases (shrink calls for the tick or for admission) in
+ * progress at once. */
 struct gov_shrinker {
     const char *name;
     /* Bytes currently held and number of objects (blocks, entries). */
@@ -48,6 +50,11 @@ struct gov_shrinker {
      * kernel; returns the bytes actually released (may be less if the cache
      * holds less, never more than it holds). */
     uint64_t (*shrink)(void *ctx, uint64_t bytes);
+    /* Optional (may be NULL): a new policy is in force; called on the
+     * governor thread with no governor lock held, so that a cache that paces
+     * itself by the policy (the collector's interval) can re-arm at once.
+     * Must not block, nor call back into the governor. */
+    void (*policy_changed)(void *ctx);
     void *ctx;
 };
 
@@ -154,7 +161,9 @@ void gov_policy(struct gov *g, struct gov_policy *out);
 /* Current level (lock-free). */
 enum gov_level gov_level(struct gov *g);
 
-/* Liveness: true while the loop has ticked within max(3 intervals, 2 s). */
+/* Liveness: true while the tick timer really armed is at most max(2 of its
+ * intervals, 2 s) overdue, i.e. the loop ticks (a reload that changes the
+ * interval re-arms the timer at once). */
 bool gov_alive(struct gov *g);
 
 /* Readiness: true when a policy is loaded and the last sample succeeded;

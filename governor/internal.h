@@ -1,17 +1,34 @@
-/* internal.h -- the governor object, shared by governor.c and loop.c only.
+/* internal.h -- the governor object, shared by governor.c, loop.c and
+ * reload.c only.
+ *
+ * Files: governor.c is everything callers run on their own threads
+ * (creation, admission, status, probes) plus what the tick and admission
+ * share (caches, record_decision); loop.c is the governor thread -- the tick
+ * and the event sources; reload.c is the policy reload the loop calls
+ * (settle, classify, apply or reject).
  *
  * Threads and what they touch:
- *   - the governor thread (loop.c) owns cg, engine, policy, the sd-event
- *     loop and its sources; nobody else reads them;
- *   - callers of gov_admit() (the collector thread) own admit_cg, serialized
- *     by admit_lock;
+ *   - the governor thread (loop.c, reload.c) owns cg, engine, policy, the
+ *     sd-event loop and its sources, the reload state and spare_fd; nobody
+ *     else reads them;
+ *   - act_lock serializes every release of cache memory: the tick holds it
+ *     from its sample to the end of its shrink, admission (gov_admit(), the
+ *     collector thread) from its sample to the end of its eviction, so each
+ *     decides on a reading taken after the other's release, and one
+ *     overshoot is never released twice.  admit_cg is used under it only;
  *   - everything another thread may read -- the published status, the
  *     decision log, the memory history, the counters, the policy in force --
  *     lives behind the one state_lock, held only for copies;
- *   - level, heartbeat and interval are also mirrored in atomics so that the
- *     probes (/healthz, /readyz) and the collector never wait for the lock;
- *   - shrinker callbacks are never called with state_lock held (they take
- *     their own locks: no lock-order cycle is possible). */
+ *   - level and the armed tick timer (due time and interval) are
+ *     also mirrored in atomics so that the probes (/healthz, /readyz) never
+ *     wait for a lock;
+ *   - lock order: act_lock, then state_lock (gov_admit reads the policy
+ *     under act_lock); shrinker callbacks are called with act_lock held (the
+ *     tick's and admission's releases) or with no lock (counting), never
+ *     with state_lock; they take only their own locks and never call back
+ *     into the governor, so no lock-order cycle is possible;
+ *   - shrinkers' policy_changed callbacks run on the governor thread with no
+ *     governor lock held. */
 #ifndef GOVERNOR_INTERNAL_H
 #define GOVERNOR_INTERNAL_H
 
@@ -34,6 +51,8 @@ struct gov {
     /* governor thread only */
     struct gov_cgroup *cg;
     struct gov_engine_state engine;
+    int spare_fd;              /* reserve descriptor, given up to read the policy */
+    uint64_t reload_backoff_usec; /* next retry after a transient error; 0 = none */
     struct gov_policy policy;  /* in force; published copy in status.policy */
     char *policy_content;      /* bytes of the policy in force */
     size_t policy_content_len;
@@ -43,9 +62,9 @@ struct gov {
     sd_event_source *timer, *wake, *events_src, *pressure_src, *policy_watch, *reload_timer;
     int events_fd, pressure_fd;
 
-    /* admission callers only, serialized by admit_lock */
-    pthread_mutex_t admit_lock;
-    struct gov_cgroup *admit_cg;
+    /* releases of cache memory (tick and admission), serialized */
+    pthread_mutex_t act_lock;
+    struct gov_cgroup *admit_cg; /* admission's sample, under act_lock */
 
     /* shared: state_lock protects status (including status.policy and the
      * counters), declog and history */
@@ -56,8 +75,8 @@ struct gov {
 
     /* lock-free mirrors */
     atomic_int level;
-    atomic_uint_fast64_t heartbeat_ms;
-    atomic_uint interval_ms;
+    atomic_uint_fast64_t tick_due_ms;   /* when the armed tick timer fires; 0 = none */
+    atomic_uint armed_interval_ms;      /* the interval it was armed with */
     atomic_bool sample_ok;
 
     /* thread control */
@@ -74,11 +93,39 @@ struct gov {
 /* loop.c: the governor thread's body. */
 void *gov_loop_thread(void *arg);
 
+/* loop.c: re-arms the tick timer for the policy's interval from now (a
+ * reload changed it).  Returns 0 or a negative errno (logged). */
+int gov_loop_arm_tick(struct gov *g);
+
+/* loop.c: runs the policy reload again in `usec` (a file not settled yet, a
+ * transient error).  Returns 0 or a negative errno (logged). */
+int gov_loop_retry_reload(struct gov *g, uint64_t usec);
+
+/* reload.c: reloads the policy file on the governor thread.  The host hears
+ * of it through reload_begin/reload_end always when `forced` (SIGHUP),
+ * otherwise only when the file really changed. */
+void gov_reload_policy(struct gov *g, const char *trigger, bool forced);
+
+/* reload.c: takes the reserve descriptor if it is not held (idempotent). */
+void gov_reserve_fd(struct gov *g);
+
 /* governor.c: shared helpers used by the loop. */
 void gov_count_caches(struct gov *g, uint64_t *bytes, uint64_t *objects);
 uint64_t gov_shrink_caches(struct gov *g, uint64_t bytes);
 void gov_reading_from_sample(struct gov *g, const struct gov_policy *p,
                              const struct gov_cgroup_sample *s, struct gov_reading *r,
                              enum gov_limit_source *source);
+
+/* governor.c: one decision of the tick (shrink, release, level or limit
+ * change) or of admission (evict, refuse): counts it and adds it to the
+ * decision log.  Called with state_lock held.  Returns true when the record
+ * is fresh (not a repeat folded into the previous one) and worth logging. */
+bool gov_record_decision(struct gov *g, const struct gov_decision *d);
+
+/* governor.c: the log line of a decision gov_record_decision() found fresh
+ * (called without state_lock).  event and msg name it; request is the
+ * admission's request in bytes (ignored for the tick's decisions). */
+void gov_log_decision(const struct gov_decision *d, const char *event, const char *msg,
+                      uint64_t request, uint64_t generation);
 
 #endif

@@ -1,7 +1,8 @@
 /* loop.c -- the governor thread: an sd-event loop around governor_tick().
  *
  * The loop wakes up for five reasons and counts each:
- *   timer     every policy interval_ms (always);
+ *   timer     every policy interval_ms (always; a reload that changes the
+ *             interval re-arms it at once, gov_loop_arm_tick);
  *   events    memory.events changed: POLLPRI on a read-only fd (cgroupfs),
  *             or inotify IN_MODIFY where epoll refuses the file (a directory
  *             standing in for a cgroup);
@@ -10,14 +11,18 @@
  *             multiples of 2 s; none on a read-only cgroupfs);
  *   policy    the policy's directory changed (the kubelet swaps ..data by
  *             rename), debounced by 100 ms, or SIGHUP via gov_request_reload;
+ *             the reload itself is reload.c;
  *   wake      an eventfd other threads write to for stop and reload.
  * Every wake-up except policy runs a tick right away.
  *
- * A tick is: sample -> decide (pure, decide.c) -> act -> record -> publish.
- * Publishing also feeds the memory history (history.c: one sample per
- * second, the peak of its ticks) inside the same hold of state_lock.
- * Only the governor thread touches the engine state and the sd-event
- * objects; results reach other threads through state_lock (see internal.h). */
+ * A tick is: sample -> decide (pure, decide.c) -> act, under act_lock (so
+ * that admission never releases for the same overshoot), then record and
+ * publish under one hold of state_lock.  Publishing also feeds the memory
+ * history (history.c: one sample per second, the peak of its ticks).  Only
+ * the governor thread touches the engine state and the sd-event objects;
+ * results reach other threads through state_lock (see internal.h).  Every
+ * sd_event_* call that can fail is checked: a timer that cannot be armed is
+ * logged, and then the liveness probe (gov_alive) reports the stopped loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -27,18 +32,83 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "util.h"
 
 #define RELOAD_DEBOUNCE_USEC 100000
-/* A policy file must have been left alone this long before it is read. */
-#define POLICY_QUIET_USEC 250000
 
-static void governor_tick(struct gov *g);
+enum wake { WAKE_START, WAKE_TIMER, WAKE_EVENTS, WAKE_PRESSURE };
 
-/* ---- publishing ------------------------------------------------------------ */
+/* What one tick saw and did. */
+struct tick {
+    enum wake why;
+    uint64_t now;               /* monotonic ms */
+    enum gov_level from;        /* the level before */
+    bool ok;                    /* the sample was read */
+    char err[320];              /* why not */
+    struct gov_cgroup_sample s;
+    struct gov_reading r;
+    enum gov_limit_source source;
+    struct gov_verdict v;
+    uint64_t released, buffer, objects; /* the caches after the action */
+};
+
+/* ---- the tick ---------------------------------------------------------------- */
+
+static void decide_and_act(struct gov *g, struct tick *t);
+static void record_and_publish(struct gov *g, struct tick *t);
+
+/* One pass of the control loop. */
+static void governor_tick(struct gov *g, enum wake why)
+{
+    struct tick t = {.why = why, .now = gov_now_ms(), .from = g->engine.level};
+
+    pthread_mutex_lock(&g->act_lock); /* admission's evictions wait (internal.h) */
+    t.ok = gov_cgroup_sample(g->cg, &t.s, t.err, sizeof(t.err)) == 0;
+    if (t.ok)
+        decide_and_act(g, &t);
+    pthread_mutex_unlock(&g->act_lock);
+    record_and_publish(g, &t);
+    if (t.ok && t.from != t.v.level && g->hooks.level_changed)
+        g->hooks.level_changed(g->hooks.ud, t.from, t.v.level, t.r.usage, t.r.limit);
+}
+
+/* decide (pure), then carry out the verdict and count the caches after it. */
+static void decide_and_act(struct gov *g, struct tick *t)
+{
+    gov_reading_from_sample(g, &g->policy, &t->s, &t->r, &t->source);
+    gov_decide(&t->r, &g->policy, &g->engine, t->now, &t->v);
+    if (t->v.release > 0 && g->policy.mode == GOV_MODE_ENFORCE)
+        t->released = gov_shrink_caches(g, t->v.release);
+    gov_engine_commit(&g->engine, &t->v, &t->r, t->now);
+    atomic_store(&g->level, t->v.level);
+    t->buffer = t->r.buffer; /* recounted only when the action changed it */
+    t->objects = t->r.objects;
+    if (t->released > 0)
+        gov_count_caches(g, &t->buffer, &t->objects);
+}
+
+/* ---- record and publish -------------------------------------------------------- */
+
+/* The tick's verdict as a decision record. */
+static void make_decision(const struct gov *g, const struct tick *t, struct gov_decision *d)
+{
+    bool acted = t->v.action == GOV_ACT_SHRINK || t->v.action == GOV_ACT_RELEASE;
+    memset(d, 0, sizeof(*d));
+    d->wall_ms = gov_wall_ms();
+    d->from = t->from;
+    d->level = t->v.level;
+    d->action = t->v.action;
+    d->dry_run = acted && g->policy.mode == GOV_MODE_OBSERVE;
+    d->usage = t->r.usage;
+    d->limit = t->r.limit;
+    d->released = t->released;
+    d->would_release = t->v.release;
+    d->buffer_after = t->buffer;
+    gov_strlcpy(d->reason, t->v.reason, sizeof(d->reason));
+}
 
 /* Adds the status just published to the history (one sample per second;
  * ticks within a second fold into it).  Called with state_lock held, so it
@@ -61,325 +131,125 @@ static void record_history(struct gov *g, uint64_t now_ms)
     gov_history_add(&g->history, now_ms, &h);
 }
 
-static void publish_error(struct gov *g, const char *err)
+/* The tick's results into the status.  Called with state_lock held. */
+static void publish_locked(struct gov *g, const struct tick *t)
 {
-    bool was_ok = atomic_exchange(&g->sample_ok, false);
-    pthread_mutex_lock(&g->state_lock);
-    g->status.sample_ok = false;
-    gov_strlcpy(g->status.sample_error, err, sizeof(g->status.sample_error));
-    g->status.counters.sample_errors++;
-    g->status.counters.ticks++;
-    g->status.last_tick_ms = gov_now_ms();
-    record_history(g, g->status.last_tick_ms);
-    pthread_mutex_unlock(&g->state_lock);
-    if (was_ok || g->status.counters.sample_errors == 1)
-        gov_log(LOG_ERR, "sample_error", "cannot read the memory source; governor paused",
-                "{s:s}", "error", err);
+    struct gov_status *st = &g->status;
+    uint64_t *wakes[] = {[WAKE_START] = NULL,
+                         [WAKE_TIMER] = &st->counters.wake_timer,
+                         [WAKE_EVENTS] = &st->counters.wake_events,
+                         [WAKE_PRESSURE] = &st->counters.wake_pressure};
+    if (wakes[t->why])
+        (*wakes[t->why])++;
+    st->sample_ok = t->ok;
+    if (t->ok) {
+        st->sample_error[0] = '\0';
+        st->sample = t->s;
+        st->usage = t->r.usage;
+        st->limit = t->r.limit;
+        st->limit_source = t->source;
+        st->ratio = gov_ratio(t->r.usage, t->r.limit);
+        st->level = t->v.level;
+        st->buffer_bytes = t->buffer;
+        st->buffer_objects = t->objects;
+    } else {
+        gov_strlcpy(st->sample_error, t->err, sizeof(st->sample_error));
+        st->counters.sample_errors++;
+    }
+    st->counters.ticks++;
+    st->last_tick_ms = t->now;
+    record_history(g, t->now);
 }
 
-/* buffer and objects: the caches after the tick's action, counted by the
- * caller outside state_lock (shrinker callbacks never run under it). */
-static void publish(struct gov *g, const struct gov_cgroup_sample *s, const struct gov_reading *r,
-                    enum gov_limit_source source, uint64_t buffer, uint64_t objects,
-                    uint64_t now_ms)
+/* The log line of a fresh tick decision: its event names what changed. */
+static void log_tick_decision(const struct gov_decision *d, const struct gov_verdict *v,
+                              uint64_t generation)
 {
-    bool was_ok = atomic_exchange(&g->sample_ok, true);
+    const char *event;
+    char msg[160], q[16];
+    size_t n;
 
+    if (d->from != d->level) {
+        event = "level_change";
+        snprintf(msg, sizeof(msg), "level %s -> %s", gov_level_name(d->from),
+                 gov_level_name(d->level));
+    } else if (d->action == GOV_ACT_NONE && v->limit_changed) {
+        event = "limit_change";
+        snprintf(msg, sizeof(msg), "limit changed, level %s", gov_level_name(d->level));
+    } else {
+        event = gov_action_name(d->action);
+        snprintf(msg, sizeof(msg), "%s at level %s", gov_action_name(d->action),
+                 gov_level_name(d->level));
+    }
+    n = strlen(msg);
+    if (d->dry_run)
+        snprintf(msg + n, sizeof(msg) - n, ", would release %s (observe mode)",
+                 gov_quantity_format(d->would_release, q, sizeof(q)));
+    else if (d->action == GOV_ACT_SHRINK || d->action == GOV_ACT_RELEASE)
+        snprintf(msg + n, sizeof(msg) - n, ", released %s",
+                 gov_quantity_format(d->released, q, sizeof(q)));
+    gov_log_decision(d, event, msg, 0, generation);
+}
+
+/* Records the decision (if any) and publishes the tick, under one hold of
+ * state_lock; logs after it. */
+static void record_and_publish(struct gov *g, struct tick *t)
+{
+    struct gov_decision d;
+    bool recorded = t->ok && t->v.record, fresh = false;
+    bool was_ok = atomic_exchange(&g->sample_ok, t->ok);
+    uint64_t generation, errors;
+
+    if (recorded)
+        make_decision(g, t, &d);
     pthread_mutex_lock(&g->state_lock);
-    g->status.sample_ok = true;
-    g->status.sample_error[0] = '\0';
-    g->status.sample = *s;
-    g->status.usage = r->usage;
-    g->status.limit = r->limit;
-    g->status.limit_source = source;
-    g->status.ratio = gov_ratio(r->usage, r->limit);
-    g->status.level = g->engine.level;
-    g->status.buffer_bytes = buffer;
-    g->status.buffer_objects = objects;
-    g->status.counters.ticks++;
-    g->status.last_tick_ms = now_ms;
-    record_history(g, g->status.last_tick_ms);
+    if (recorded)
+        fresh = gov_record_decision(g, &d);
+    publish_locked(g, t);
+    generation = g->status.policy_generation;
+    errors = g->status.counters.sample_errors;
     pthread_mutex_unlock(&g->state_lock);
-    if (!was_ok && g->status.counters.sample_errors > 0)
+
+    if (fresh)
+        log_tick_decision(&d, &t->v, generation);
+    if (!t->ok && (was_ok || errors == 1))
+        gov_log(LOG_ERR, "sample_error", "cannot read the memory source; governor paused",
+                "{s:s}", "error", t->err);
+    else if (t->ok && !was_ok && errors > 0)
         gov_log(LOG_INFO, "sample_recovered", "memory source readable again; governor resumed",
                 NULL);
 }
 
-/* Turns a verdict into a decision record and a log line. */
-static void record(struct gov *g, enum gov_level from, const struct gov_verdict *v,
-                   const struct gov_reading *r, uint64_t released, uint64_t buffer_after)
+/* ---- timers ---------------------------------------------------------------------- */
+
+static int arm_timer(sd_event_source *s, uint64_t usec, const char *what)
 {
-    struct gov_decision d = {0};
-    uint64_t generation;
-    bool acted = v->action == GOV_ACT_SHRINK || v->action == GOV_ACT_RELEASE;
-    bool fresh;
-    const char *event;
-    char msg[160];
-
-    d.wall_ms = gov_wall_ms();
-    d.from = from;
-    d.level = v->level;
-    d.action = v->action;
-    d.dry_run = acted && g->policy.mode == GOV_MODE_OBSERVE;
-    d.usage = r->usage;
-    d.limit = r->limit;
-    d.released = released;
-    d.would_release = v->release;
-    d.buffer_after = buffer_after;
-    gov_strlcpy(d.reason, v->reason, sizeof(d.reason));
-
-    pthread_mutex_lock(&g->state_lock);
-    if (acted && !d.dry_run) {
-        g->status.counters.actions[v->level]++;
-        g->status.counters.released_bytes[v->level] += released;
-    }
-    fresh = gov_declog_push(&g->declog, &d);
-    generation = g->status.policy_generation;
-    pthread_mutex_unlock(&g->state_lock);
-
-    if (!fresh)
-        return;
-    if (from != v->level) {
-        event = "level_change";
-        snprintf(msg, sizeof(msg), "level %s -> %s", gov_level_name(from),
-                 gov_level_name(v->level));
-    } else if (v->action == GOV_ACT_NONE && v->limit_changed) {
-        event = "limit_change";
-        snprintf(msg, sizeof(msg), "limit changed, level %s", gov_level_name(v->level));
-    } else {
-        event = gov_action_name(v->action);
-        snprintf(msg, sizeof(msg), "%s at level %s", gov_action_name(v->action),
-                 gov_level_name(v->level));
-    }
-    if (acted) {
-        size_t n = strlen(msg);
-        char q[16];
-        if (d.dry_run)
-            snprintf(msg + n, sizeof(msg) - n, ", would release %s (observe mode)",
-                     gov_quantity_format(d.would_release, q, sizeof(q)));
-        else
-            snprintf(msg + n, sizeof(msg) - n, ", released %s",
-                     gov_quantity_format(released, q, sizeof(q)));
-    }
-    /* "level" is the log line's severity: the governor's levels are
-     * from_level and governor_level */
-    gov_log(v->level >= GOV_LEVEL_HIGH ? LOG_WARNING : LOG_INFO, event, msg,
-            "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "from_level",
-            gov_level_name(from), "governor_level", gov_level_name(v->level), "action",
-            gov_action_name(v->action), "reason", d.reason, "usage_bytes", (json_int_t)d.usage,
-            "limit_bytes", (json_int_t)d.limit, "released_bytes", (json_int_t)released,
-            "would_release_bytes", (json_int_t)d.would_release, "buffer_bytes",
-            (json_int_t)d.buffer_after, "dry_run", d.dry_run, "policy_generation",
-            (json_int_t)generation);
+    int r = sd_event_source_set_time_relative(s, usec);
+    if (r >= 0)
+        r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    if (r < 0)
+        gov_log(LOG_ERR, "event_loop_error", "cannot arm a timer", "{s:s, s:s}", "timer", what,
+                "error", strerror(-r));
+    return r;
 }
 
-/* ---- the tick ---------------------------------------------------------------- */
-
-/* One pass of the control loop: sample, decide, act, record, publish. */
-static void governor_tick(struct gov *g)
+int gov_loop_arm_tick(struct gov *g)
 {
-    struct gov_cgroup_sample s;
-    struct gov_reading r;
-    struct gov_verdict v;
-    enum gov_limit_source source;
-    enum gov_level from = g->engine.level;
-    uint64_t now = gov_now_ms(), released = 0, buffer, objects;
-    char err[320];
-
-    atomic_store(&g->heartbeat_ms, now);
-    if (gov_cgroup_sample(g->cg, &s, err, sizeof(err)) < 0) {
-        publish_error(g, err);
-        return;
-    }
-    gov_reading_from_sample(g, &g->policy, &s, &r, &source);
-    gov_decide(&r, &g->policy, &g->engine, now, &v);
-
-    if (v.release > 0 && g->policy.mode == GOV_MODE_ENFORCE)
-        released = gov_shrink_caches(g, v.release);
-    gov_engine_commit(&g->engine, &v, &r, now);
-    atomic_store(&g->level, v.level);
-
-    buffer = r.buffer; /* recounted only when the action changed it */
-    objects = r.objects;
-    if (released > 0)
-        gov_count_caches(g, &buffer, &objects);
-
-    if (v.record)
-        record(g, from, &v, &r, released, buffer);
-    publish(g, &s, &r, source, buffer, objects, now);
-    if (from != v.level && g->hooks.level_changed)
-        g->hooks.level_changed(g->hooks.ud, from, v.level, r.usage, r.limit);
+    uint32_t ms = g->policy.interval_ms;
+    int r = arm_timer(g->timer, (uint64_t)ms * 1000u, "tick");
+    if (r < 0)
+        return r;
+    /* the probes judge liveness against this (gov_alive); the interval
+     * first, so that a reader never pairs a new due time with a shorter
+     * old interval */
+    atomic_store(&g->armed_interval_ms, ms);
+    atomic_store(&g->tick_due_ms, gov_now_ms() + ms);
+    return 0;
 }
 
-/* ---- policy reload ------------------------------------------------------------ */
-
-static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
+int gov_loop_retry_reload(struct gov *g, uint64_t usec)
 {
-    return a && b && alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* A file rewritten in place (truncate, then write) can be read half
- * written, and half a policy -- even an empty file -- may well be valid.  So
- * a policy is read only when its file has not changed for POLICY_QUIET_USEC,
- * and used only when it did not change while it was read; otherwise the
- * reload is retried after the quiet period.  (The kubelet's atomic ..data
- * swap never shows a partial file; editors and `echo >` do.) */
-static bool policy_file_quiet(const char *path, struct stat *st)
-{
-    struct timespec now;
-    int64_t age_us;
-    if (stat(path, st) < 0) {
-        memset(st, 0, sizeof(*st));
-        return true; /* missing or unreadable: the parser reports it */
-    }
-    clock_gettime(CLOCK_REALTIME, &now);
-    age_us = ((int64_t)now.tv_sec - (int64_t)st->st_mtim.tv_sec) * 1000000 +
-             ((int64_t)now.tv_nsec - (int64_t)st->st_mtim.tv_nsec) / 1000;
-    return age_us >= POLICY_QUIET_USEC || age_us < 0; /* a future mtime never settles */
-}
-
-static bool policy_file_changed(const char *path, const struct stat *before)
-{
-    struct stat now;
-    if (stat(path, &now) < 0)
-        return before->st_ino != 0;
-    return now.st_ino != before->st_ino || now.st_dev != before->st_dev ||
-           now.st_size != before->st_size || now.st_mtim.tv_sec != before->st_mtim.tv_sec ||
-           now.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
-}
-
-static void retry_reload_later(struct gov *g)
-{
-    sd_event_source_set_time_relative(g->reload_timer, POLICY_QUIET_USEC);
-    sd_event_source_set_enabled(g->reload_timer, SD_EVENT_ONESHOT);
-}
-
-/* The generation of the policy in force (only this thread changes it). */
-static uint64_t current_generation(struct gov *g)
-{
-    uint64_t gen;
-    pthread_mutex_lock(&g->state_lock);
-    gen = g->status.policy_generation;
-    pthread_mutex_unlock(&g->state_lock);
-    return gen;
-}
-
-/* Reloads the policy file.  The host hears of it through reload_begin and
- * reload_end (governord: sd_notify RELOADING=1 ... READY=1): always when
- * `forced` (SIGHUP, which a service manager may send and then wait for the
- * pair), otherwise only when the file really changed. */
-static void reload_policy(struct gov *g, const char *trigger, bool forced)
-{
-    struct gov_policy_errors *errs = NULL;
-    struct stat before;
-    struct gov_policy p;
-    char *content = NULL, summary[512];
-    size_t len = 0;
-    bool begun = false, ok = true;
-    uint64_t generation;
-    int r;
-
-    if (forced && g->hooks.reload_begin) {
-        g->hooks.reload_begin(g->hooks.ud);
-        begun = true;
-    }
-    if (!g->policy_path)
-        goto out; /* the embedded policy cannot change */
-    if (!policy_file_quiet(g->policy_path, &before)) {
-        retry_reload_later(g); /* a SIGHUP's RELOADING=1 still gets its READY=1 */
-        goto out;
-    }
-    errs = malloc(sizeof(*errs));
-    if (!errs) {
-        gov_log(LOG_ERR, "reload_failed", "policy reload skipped: out of memory", NULL);
-        ok = false;
-        goto out;
-    }
-    r = gov_policy_parse_file(g->policy_path, &p, errs, &content, &len);
-    if (policy_file_changed(g->policy_path, &before)) {
-        retry_reload_later(g); /* written while we read it */
-        goto out;
-    }
-    if (same_bytes(content, len, g->policy_content, g->policy_content_len)) {
-        /* unchanged (an unrelated file in the directory, or a revert) */
-        pthread_mutex_lock(&g->state_lock);
-        bool had_error = g->status.policy_error[0] != '\0';
-        g->status.policy_error[0] = '\0';
-        pthread_mutex_unlock(&g->state_lock);
-        if (had_error)
-            gov_log(LOG_INFO, "reload", "policy file is back to the policy in force", NULL);
-        else if (strcmp(trigger, "SIGHUP") == 0)
-            gov_log(LOG_INFO, "reload", "policy unchanged", "{s:s}", "trigger", trigger);
-        free(g->rejected_content);
-        g->rejected_content = NULL;
-        goto out;
-    }
-    gov_policy_errors_summary(errs, summary, sizeof(summary));
-    if (r < 0) {
-        /* the same broken file, or the same unreadable path: reported already */
-        bool seen;
-        pthread_mutex_lock(&g->state_lock);
-        seen = content ? same_bytes(content, len, g->rejected_content, g->rejected_content_len)
-                       : strcmp(summary, g->status.policy_error) == 0;
-        pthread_mutex_unlock(&g->state_lock);
-        if (seen) {
-            ok = false;
-            goto out;
-        }
-    }
-
-    if (!begun && g->hooks.reload_begin) {
-        g->hooks.reload_begin(g->hooks.ud);
-        begun = true;
-    }
-    pthread_mutex_lock(&g->state_lock);
-    if (r == 0) {
-        g->status.policy = p;
-        g->status.policy_generation++;
-        g->status.policy_loaded_wall_ms = gov_wall_ms();
-        g->status.policy_error[0] = '\0';
-        g->status.counters.reloads_ok++;
-    } else {
-        gov_strlcpy(g->status.policy_error, summary, sizeof(g->status.policy_error));
-        g->status.counters.reloads_failed++;
-    }
-    generation = g->status.policy_generation;
-    pthread_mutex_unlock(&g->state_lock);
-
-    if (r == 0) {
-        g->policy = p;
-        atomic_store(&g->interval_ms, p.interval_ms);
-        free(g->policy_content);
-        g->policy_content = content;
-        g->policy_content_len = len;
-        content = NULL;
-        free(g->rejected_content);
-        g->rejected_content = NULL;
-        gov_log(LOG_INFO, "reload", "new policy in force", "{s:s, s:I, s:s, s:s}", "trigger",
-                trigger, "policy_generation", (json_int_t)generation, "path", g->policy_path,
-                "mode", gov_mode_name(p.mode));
-    } else {
-        json_t *lines = json_array();
-        ok = false;
-        for (int i = 0; lines && i < errs->count; i++) {
-            char one[512];
-            gov_policy_error_line(errs, i, one, sizeof(one));
-            json_array_append_new(lines, json_string(one));
-        }
-        gov_log(LOG_ERR, "reload_failed", "policy rejected; previous policy stays in force",
-                "{s:s, s:I, s:s, s:o}", "trigger", trigger, "policy_generation",
-                (json_int_t)generation, "error", summary, "errors",
-                lines ? lines : json_array());
-        free(g->rejected_content);
-        g->rejected_content = content;
-        g->rejected_content_len = len;
-        content = NULL;
-    }
-out:
-    if (begun && g->hooks.reload_end)
-        g->hooks.reload_end(g->hooks.ud, ok, current_generation(g));
-    free(content);
-    free(errs);
+    return arm_timer(g->reload_timer, usec, "reload");
 }
 
 /* ---- event sources ------------------------------------------------------------ */
@@ -387,13 +257,10 @@ out:
 static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     struct gov *g = ud;
+    (void)s;
     (void)usec;
-    pthread_mutex_lock(&g->state_lock);
-    g->status.counters.wake_timer++;
-    pthread_mutex_unlock(&g->state_lock);
-    governor_tick(g);
-    sd_event_source_set_time_relative(s, (uint64_t)g->policy.interval_ms * 1000u);
-    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    governor_tick(g, WAKE_TIMER);
+    gov_loop_arm_tick(g);
     return 0;
 }
 
@@ -403,32 +270,21 @@ static int on_memory_event(sd_event_source *s, int fd, uint32_t revents, void *u
     struct gov *g = ud;
     char buf[512];
     (void)revents;
-    if (s == g->events_src) {
-        /* kernfs re-arms POLLPRI only after the file is read again */
-        if (pread(fd, buf, sizeof(buf), 0) < 0) {
-        }
+    /* kernfs re-arms POLLPRI only after the file is read again; a failed
+     * read is seen by the tick's own sample */
+    if (s == g->events_src && pread(fd, buf, sizeof(buf), 0) < 0) {
     }
-    pthread_mutex_lock(&g->state_lock);
-    if (s == g->pressure_src)
-        g->status.counters.wake_pressure++;
-    else
-        g->status.counters.wake_events++;
-    pthread_mutex_unlock(&g->state_lock);
-    governor_tick(g);
+    governor_tick(g, s == g->pressure_src ? WAKE_PRESSURE : WAKE_EVENTS);
     return 0;
 }
 
 /* The directory fallback: only changes of memory.events count. */
 static int on_events_inotify(sd_event_source *s, const struct inotify_event *ev, void *ud)
 {
-    struct gov *g = ud;
     (void)s;
     if (ev->len == 0 || strcmp(ev->name, "memory.events") != 0)
         return 0;
-    pthread_mutex_lock(&g->state_lock);
-    g->status.counters.wake_events++;
-    pthread_mutex_unlock(&g->state_lock);
-    governor_tick(g);
+    governor_tick(ud, WAKE_EVENTS);
     return 0;
 }
 
@@ -436,7 +292,7 @@ static int on_reload_timer(sd_event_source *s, uint64_t usec, void *ud)
 {
     (void)s;
     (void)usec;
-    reload_policy(ud, "file change", false);
+    gov_reload_policy(ud, "file change", false);
     return 0;
 }
 
@@ -449,12 +305,10 @@ static int on_policy_dir(sd_event_source *s, const struct inotify_event *ev, voi
     pthread_mutex_lock(&g->state_lock);
     g->status.counters.wake_policy++;
     pthread_mutex_unlock(&g->state_lock);
-    /* debounce: the kubelet's swap and editors' save make several events */
-    sd_event_source_get_enabled(g->reload_timer, &enabled);
-    if (enabled == SD_EVENT_OFF) {
-        sd_event_source_set_time_relative(g->reload_timer, RELOAD_DEBOUNCE_USEC);
-        sd_event_source_set_enabled(g->reload_timer, SD_EVENT_ONESHOT);
-    }
+    /* debounce: the kubelet's swap and editors' save make several events;
+     * a reload already pending (debounce, settle or retry) will see them */
+    if (sd_event_source_get_enabled(g->reload_timer, &enabled) < 0 || enabled == SD_EVENT_OFF)
+        gov_loop_retry_reload(g, RELOAD_DEBOUNCE_USEC);
     return 0;
 }
 
@@ -464,12 +318,13 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *ud)
     uint64_t n;
     (void)s;
     (void)revents;
+    /* the eventfd is non-blocking: EAGAIN only means another wake-up drained it */
     if (read(fd, &n, sizeof(n)) < 0) {
     }
     if (atomic_load(&g->stop_requested))
         return sd_event_exit(g->event, 0);
     if (atomic_exchange(&g->reload_requested, false))
-        reload_policy(g, "SIGHUP", true);
+        gov_reload_policy(g, "SIGHUP", true);
     return 0;
 }
 
@@ -593,9 +448,15 @@ static int loop_setup(struct gov *g, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set up the event loop: %s", strerror(-r));
         return -1;
     }
-    sd_event_source_set_enabled(g->reload_timer, SD_EVENT_OFF);
+    if ((r = sd_event_source_set_enabled(g->reload_timer, SD_EVENT_OFF)) < 0 ||
+        (r = gov_loop_arm_tick(g)) < 0) {
+        snprintf(err, errlen, "cannot set up the timers: %s", strerror(-r));
+        return -1;
+    }
     /* WATCHDOG=1 from this loop when the service manager asks for it */
-    sd_event_set_watchdog(g->event, 1);
+    if ((r = sd_event_set_watchdog(g->event, 1)) < 0)
+        gov_log(LOG_WARNING, "event_loop_error", "no watchdog pings (WATCHDOG_USEC unusable)",
+                "{s:s}", "error", strerror(-r));
     if (watch_policy(g, err, errlen) < 0)
         return -1;
     pthread_mutex_lock(&g->state_lock);
@@ -636,7 +497,7 @@ void *gov_loop_thread(void *arg)
                 g->status.pressure_trigger, "interval_ms", (json_int_t)g->policy.interval_ms);
         /* the first sample is taken before gov_start() returns, so that the
          * status (sd_notify READY=1, /readyz) has a level and a usage */
-        governor_tick(g);
+        governor_tick(g, WAKE_START);
     }
 
     pthread_mutex_lock(&g->start_lock);

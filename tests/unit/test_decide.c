@@ -224,43 +224,69 @@ struct arow {
     bool want_admit;
     uint64_t want_evict;
     const char *want_reason;
+    uint64_t floor; /* [collector] floor; 0 where a row gives none */
 };
 
 static const struct arow arows[] = {
-    {"room to grow", N, PCT(30, GIB), 0, 100 * MIB, false, GOV_ACT_NONE, true, 0, ""},
+    {"room to grow", N, PCT(30, GIB), 0, 100 * MIB, false, GOV_ACT_NONE, true, 0, "", 0},
     {"reaching soft: replace old blocks", N, PCT(65, GIB), 200 * MIB, 100 * MIB, false,
      GOV_ACT_EVICT, true, 100 * MIB,
-     "evict 100Mi before a 100Mi block: with it 74% of 1Gi, at or past soft 70%"},
+     "evict 100Mi before a 100Mi block: with it 74% of 1Gi, at or past soft 70%", 0},
     {"reaching soft with nothing to replace: refused", N, PCT(65, GIB), 0, 100 * MIB, false,
      GOV_ACT_REFUSE, false, 0,
-     "refused a 100Mi block: 74% of 1Gi with it, and the buffer (0) cannot make room"},
+     "refused a 100Mi block: 74% of 1Gi with it, and the buffer (0) cannot make room", 0},
     {"level soft: no growth even with room", S, PCT(40, GIB), 200 * MIB, 100 * MIB, false,
-     GOV_ACT_EVICT, true, 100 * MIB, "evict 100Mi before a 100Mi block: no growth at level soft"},
+     GOV_ACT_EVICT, true, 100 * MIB, "evict 100Mi before a 100Mi block: no growth at level soft", 0},
     {"already past high: evict more than the block", N, PCT(90, GIB), 500 * MIB, 50 * MIB, false,
      GOV_ACT_EVICT, true, PCT(90, GIB) + 50 * MIB - (uint64_t)(0.85 * GIB),
-     "evict 101.2Mi before a 50Mi block: with it 94% of 1Gi, past high 85%"},
+     "evict 101.2Mi before a 50Mi block: with it 94% of 1Gi, past high 85%", 0},
     {"past high, buffer too small: refused, nothing evicted", N, PCT(84, GIB), 50 * MIB,
      300 * MIB, false, GOV_ACT_REFUSE, false, 0,
-     "refused a 300Mi block: 113% of 1Gi with it, and the buffer (50Mi) cannot make room"},
+     "refused a 300Mi block: 113% of 1Gi with it, and the buffer (50Mi) cannot make room", 0},
     {"block larger than high: refused", N, 0, 0, GIB, false, GOV_ACT_REFUSE, false, 0,
-     "refused a 1Gi block: larger than high 85% of 1Gi"},
+     "refused a 1Gi block: larger than high 85% of 1Gi", 0},
     {"observe: admitted, what enforce would do recorded", N, PCT(90, GIB), 500 * MIB, 50 * MIB,
      true, GOV_ACT_EVICT, true, PCT(90, GIB) + 50 * MIB - (uint64_t)(0.85 * GIB),
-     "evict 101.2Mi before a 50Mi block: with it 94% of 1Gi, past high 85%"},
+     "evict 101.2Mi before a 50Mi block: with it 94% of 1Gi, past high 85%", 0},
     {"observe: a refusal is admitted too", N, PCT(84, GIB), 0, 300 * MIB, true, GOV_ACT_REFUSE,
-     true, 0, "refused a 300Mi block: 113% of 1Gi with it, and the buffer (0) cannot make room"},
+     true, 0, "refused a 300Mi block: 113% of 1Gi with it, and the buffer (0) cannot make room", 0},
 };
 
-static void admission_table(void **state)
+/* Admission evicts only what lies above [collector] floor: a row's
+ * reclaimable bytes are buffer - floor, as gov_reading_from_sample makes
+ * them. */
+static const struct arow floor_rows[] = {
+    {"soft: evicting would cut into the floor: refused", N, PCT(65, GIB), 200 * MIB, 100 * MIB,
+     false, GOV_ACT_REFUSE, false, 0,
+     "refused a 100Mi block: 74% of 1Gi with it, and the buffer above the floor (50Mi) cannot "
+     "make room", 150 * MIB},
+    {"soft: enough above the floor: evict", N, PCT(65, GIB), 200 * MIB, 100 * MIB, false,
+     GOV_ACT_EVICT, true, 100 * MIB,
+     "evict 100Mi before a 100Mi block: with it 74% of 1Gi, at or past soft 70%", 100 * MIB},
+    {"past high: the overshoot is more than sits above the floor: refused", N, PCT(90, GIB),
+     500 * MIB, 50 * MIB, false, GOV_ACT_REFUSE, false, 0,
+     "refused a 50Mi block: 94% of 1Gi with it, and the buffer above the floor (100Mi) cannot "
+     "make room", 400 * MIB},
+    {"level soft, the whole buffer is floor: refused", S, PCT(40, GIB), 64 * MIB, MIB, false,
+     GOV_ACT_REFUSE, false, 0,
+     "refused a 1Mi block: 40% of 1Gi with it, and the buffer above the floor (0) cannot make "
+     "room", 64 * MIB},
+    {"observe: the floor refusal is admitted, nothing evicted", S, PCT(40, GIB), 64 * MIB, MIB,
+     true, GOV_ACT_REFUSE, true, 0,
+     "refused a 1Mi block: 40% of 1Gi with it, and the buffer above the floor (0) cannot make "
+     "room", 64 * MIB},
+};
+
+static void run_admission_rows(const struct arow *rows_, size_t n)
 {
-    (void)state;
-    for (size_t i = 0; i < sizeof(arows) / sizeof(arows[0]); i++) {
-        const struct arow *r = &arows[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct arow *r = &rows_[i];
         struct gov_policy p;
         struct gov_reading in = {.usage = r->usage, .limit = GIB, .buffer = r->buffer,
-                                 .reclaimable = r->buffer};
+                                 .reclaimable = r->buffer > r->floor ? r->buffer - r->floor : 0};
         struct gov_admission a;
         gov_policy_defaults(&p);
+        p.floor = r->floor;
         if (r->observe)
             p.mode = GOV_MODE_OBSERVE;
         gov_admit_decide(r->request, &in, &p, (enum gov_level)r->level, &a);
@@ -273,7 +299,21 @@ static void admission_table(void **state)
         assert_int_equal(a.evict, r->want_evict);
         assert_int_equal(a.dry_run, r->observe && r->want_action != GOV_ACT_NONE);
         assert_string_equal(a.reason, r->want_reason);
+        /* whatever is evicted comes from above the floor */
+        assert_true(a.evict <= in.reclaimable);
     }
+}
+
+static void admission_respects_the_floor(void **state)
+{
+    (void)state;
+    run_admission_rows(floor_rows, sizeof(floor_rows) / sizeof(floor_rows[0]));
+}
+
+static void admission_table(void **state)
+{
+    (void)state;
+    run_admission_rows(arows, sizeof(arows) / sizeof(arows[0]));
 }
 
 static void zero_limit_refuses_everything(void **state)
@@ -296,6 +336,7 @@ int main(void)
         cmocka_unit_test(signal_and_effective_limit),
         cmocka_unit_test(commit_updates_state),
         cmocka_unit_test(admission_table),
+        cmocka_unit_test(admission_respects_the_floor),
         cmocka_unit_test(zero_limit_refuses_everything),
     };
     return cmocka_run_group_tests_name("decide", tests, NULL, NULL);

@@ -2,17 +2,23 @@
  * collector thread and readers running at once (this is the test TSan
  * watches): ticks, level changes and shrinks driven by a cgroup directory
  * the test rewrites, reloads through the policy directory watch and
- * through gov_request_reload(), and a clean stop. */
+ * through gov_request_reload(), and a clean stop.  Also: a tick's shrink and
+ * an admission eviction never run at once (act_lock), and a policy that
+ * cannot be read for want of descriptors is retried, not rejected. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +26,7 @@
 #include "governor.h"
 
 #define MIB (UINT64_C(1) << 20)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define GIB (UINT64_C(1) << 30)
 
 static char dir[64], policy_dir[64], policy_path[PATH_MAX];
@@ -242,11 +249,208 @@ static void unreadable_source_makes_it_unready(void **state)
     gov_free(g);
 }
 
+/* ---- a tick's shrink and an admission eviction never overlap ---------------- */
+
+/* A cache that notices when it is counted or shrunk while a shrink is in
+ * progress.  Its first shrink (the tick's) waits a while inside the call, so
+ * that an admission arriving meanwhile would overlap it. */
+struct watched_cache {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t bytes;
+    int in_shrink;  /* shrink calls in progress */
+    int shrinks;    /* shrink calls so far */
+    bool overlap;   /* a call came in while a shrink was in progress */
+};
+
+static void watched_count(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+    struct watched_cache *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    if (c->in_shrink)
+        c->overlap = true;
+    *bytes = c->bytes;
+    *objects = c->bytes / MIB;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static uint64_t watched_shrink(void *ctx, uint64_t bytes)
+{
+    struct watched_cache *c = ctx;
+    uint64_t got;
+    pthread_mutex_lock(&c->lock);
+    if (c->in_shrink)
+        c->overlap = true;
+    c->in_shrink++;
+    if (++c->shrinks == 1) {
+        /* The first shrink (the tick's) lets time pass -- the thing under
+         * test: an admission started meanwhile must wait for it, so nothing
+         * may call in during these 300 ms. */
+        struct timespec until;
+        pthread_cond_broadcast(&c->cond);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 300 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!c->overlap && pthread_cond_timedwait(&c->cond, &c->lock, &until) == 0) {
+        }
+    }
+    got = bytes < c->bytes ? bytes : c->bytes;
+    c->bytes -= got;
+    c->in_shrink--;
+    pthread_mutex_unlock(&c->lock);
+    return got;
+}
+
+static void tick_and_admission_release_one_at_a_time(void **state)
+{
+    struct gov_config cfg = {.cgroup_dir = dir,
+                             .embedded_policy = "[governor]\ninterval_ms = 10\ncooldown_ms = 0\n"};
+    struct watched_cache cache = {.bytes = 500 * MIB};
+    struct gov_shrinker sh = {.name = "watched", .count = watched_count,
+                              .shrink = watched_shrink, .ctx = &cache};
+    struct timespec deadline;
+    struct gov *g;
+    char err[256];
+    (void)state;
+    pthread_mutex_init(&cache.lock, NULL);
+    pthread_cond_init(&cache.cond, NULL);
+    put_bytes("memory.max", GIB);
+    put_bytes("memory.current", 200 * MIB);
+    g = gov_new(&cfg, err, sizeof(err));
+    assert_non_null(g);
+    assert_int_equal(gov_register_shrinker(g, &sh), 0);
+    assert_int_equal(gov_start(g, err, sizeof(err)), 0);
+
+    /* past high: the tick shrinks toward target; while its shrink is in
+     * progress, this thread asks for room past high too */
+    put_bytes("memory.current", (uint64_t)(0.90 * (double)GIB));
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&cache.lock);
+    while (cache.shrinks == 0 &&
+           pthread_cond_timedwait(&cache.cond, &cache.lock, &deadline) == 0) {
+    }
+    assert_int_equal(cache.shrinks, 1);
+    pthread_mutex_unlock(&cache.lock);
+    gov_admit(g, MIB);
+
+    gov_stop(g);
+    assert_false(cache.overlap);
+    gov_free(g);
+    pthread_mutex_destroy(&cache.lock);
+    pthread_cond_destroy(&cache.cond);
+}
+
+/* ---- a transient failure to read the policy is retried ------------------------ */
+
+static bool reload_failed(const struct gov_status *st, const void *arg)
+{
+    (void)arg;
+    return st->counters.reloads_failed > 0 || st->policy_generation != 1;
+}
+
+static bool saw_policy_change(const struct gov_status *st, const void *arg)
+{
+    (void)arg;
+    return st->counters.wake_policy > 0;
+}
+
+#define CHILD_CHECK(cond)                                                                    \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "%s:%d: child check failed: %s\n", __FILE__, __LINE__, #cond);   \
+            return 1;                                                                        \
+        }                                                                                    \
+    } while (0)
+
+/* In a child process (RLIMIT_NOFILE is the process's): the governor runs,
+ * then every descriptor below the limit is taken -- its reserve included,
+ * which the child puts above the limit -- and a valid policy arrives. */
+static int out_of_descriptors_child(void)
+{
+    struct gov_config cfg = {.cgroup_dir = dir, .policy_path = policy_path};
+    static struct gov_status st;
+    struct rlimit old, low;
+    int holes[32], probe;
+    char err[256], tmp[PATH_MAX];
+    uint64_t gen = 2;
+    struct gov *g;
+    FILE *f;
+
+    /* low descriptors taken for now, so that the governor's (and its
+     * reserve) land above the limit set below */
+    for (size_t i = 0; i < ARRAY_LEN(holes); i++)
+        CHILD_CHECK((holes[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+    g = gov_new(&cfg, err, sizeof(err));
+    CHILD_CHECK(g != NULL);
+    CHILD_CHECK(gov_start(g, err, sizeof(err)) == 0);
+    for (size_t i = 0; i < ARRAY_LEN(holes); i++)
+        close(holes[i]);
+
+    /* the new policy, written while descriptors remain */
+    snprintf(tmp, sizeof(tmp), "%s/.policy.ini.tmp", policy_dir);
+    f = fopen(tmp, "w");
+    CHILD_CHECK(f != NULL);
+    fputs("[governor]\ninterval_ms = 20\n", f);
+    CHILD_CHECK(fclose(f) == 0);
+
+    /* the limit at the lowest free descriptor: every open fails EMFILE */
+    CHILD_CHECK((probe = dup(0)) >= 0);
+    close(probe);
+    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = (struct rlimit){.rlim_cur = (rlim_t)probe, .rlim_max = old.rlim_max};
+    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    CHILD_CHECK(rename(tmp, policy_path) == 0);
+
+    CHILD_CHECK(wait_for(g, &st, saw_policy_change, NULL));
+    /* Time passing is what is under test: for a second, while the file
+     * cannot be opened, the reload is retried -- never rejected. */
+    for (int i = 0; i < 100; i++) {
+        gov_status(g, &st);
+        CHILD_CHECK(!reload_failed(&st, NULL));
+        CHILD_CHECK(st.policy_error[0] == '\0');
+        sleep_ms(10);
+    }
+    /* descriptors again: the retry applies it */
+    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHILD_CHECK(wait_for(g, &st, at_generation, &gen));
+    CHILD_CHECK(st.counters.reloads_failed == 0);
+    CHILD_CHECK(st.policy.interval_ms == 20);
+    gov_free(g);
+    return 0;
+}
+
+static void out_of_descriptors_the_reload_is_retried(void **state)
+{
+    int status = -1;
+    pid_t pid;
+    (void)state;
+    put_bytes("memory.max", GIB);
+    put_bytes("memory.current", 200 * MIB);
+    put(policy_dir, "policy.ini", "[governor]\ninterval_ms = 10\n");
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(out_of_descriptors_child());
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(governs_while_threads_race, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_source_makes_it_unready, setup, teardown),
+        cmocka_unit_test_setup_teardown(tick_and_admission_release_one_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(out_of_descriptors_the_reload_is_retried, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("governor", tests, NULL, NULL);
 }
