@@ -227,11 +227,11 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
-fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c
+fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c governor/utf8.c
 fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
 fuzz_src_quantity     := governor/quantity.c
-fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c
-fuzz_src_proc         := governor/cgroup_parse.c governor/util.c
+fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c governor/utf8.c
+fuzz_src_proc         := governor/cgroup_parse.c governor/util.c governor/utf8.c
 fuzz_src_routes       := app/routes.c
 
 .SECONDEXPANSION:
