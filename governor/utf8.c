@@ -85,6 +85,21 @@ size_t gov_utf8_cut(const char *s, size_t len, size_t max)
     return pos;
 }
 
+size_t gov_utf8_trim_cut(char *s)
+{
+    size_t len = strlen(s), pos = 0;
+    while (pos < len) {
+        size_t sub, n = gov_utf8_char_len(s + pos, len - pos, &sub);
+        if (n == 0 && pos + sub == len && sub < 4 &&
+            (unsigned char)s[pos] >= 0xC2 && (unsigned char)s[pos] <= 0xF4) {
+            s[pos] = '\0'; /* a lead byte and its continuations, then the end */
+            return pos;
+        }
+        pos += n ? n : 1;
+    }
+    return len;
+}
+
 size_t gov_utf8_sanitize_into(char *dst, size_t dstlen, const char *src, size_t len)
 {
     size_t pos = 0, need = 0, out = 0;

@@ -36,6 +36,11 @@ bool gov_utf8_valid(const char *s, size_t len);
  * replaced later, one by one or as a subpart). */
 size_t gov_utf8_cut(const char *s, size_t len, size_t max);
 
+/* Drops a character cut short at the very end of the NUL-terminated s (what
+ * snprintf leaves when it truncates in the middle of one); anything else,
+ * also ill-formed bytes, stays.  Returns the new length. */
+size_t gov_utf8_trim_cut(char *s);
+
 /* Writes the len bytes at src into dst (size dstlen, NUL-terminated) with
  * every ill-formed subpart replaced by U+FFFD and NUL bytes by U+FFFD as
  * well (a C string cannot hold them), cut between characters when it does

@@ -7,8 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "log.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -67,12 +70,11 @@ static void sanitizes_the_table(void **state)
 
 static void sanitize_into_reports_the_size_and_cuts_between_characters(void **state)
 {
+    /* "é€😀" is 2 + 3 + 4 bytes */
+    static const char mixed[] = "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
     char buf[8];
     (void)state;
-    /* "é€😀" is 2 + 3 + 4 bytes */
-    assert_int_equal(gov_utf8_sanitize_into(buf, sizeof(buf), "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
-                                            9),
-                     9);
+    assert_int_equal(gov_utf8_sanitize_into(buf, sizeof(buf), mixed, 9), 9);
     assert_string_equal(buf, "\xC3\xA9\xE2\x82\xAC"); /* the 4-byte one does not fit */
     /* a replacement takes 3 bytes, also when the bad byte is one */
     assert_int_equal(gov_utf8_sanitize_into(buf, sizeof(buf), "abcde\xFF", 6), 8);
@@ -101,6 +103,32 @@ static void cut_never_splits_a_character(void **state)
     assert_int_equal(gov_utf8_cut("\xFF\xFF\xFF", 3, 2), 2);
 }
 
+static void trim_cut_drops_only_a_character_cut_at_the_end(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } trims[] = {
+        {"", ""},
+        {"abc", "abc"},
+        {"ab\xC3\xA9", "ab\xC3\xA9"},
+        {"ab\xC3", "ab"},
+        {"ab\xE2\x82", "ab"},
+        {"ab\xE2", "ab"},
+        {"\xF0\x9F\x98", ""},
+        {"ab\xFF", "ab\xFF"},          /* ill-formed, not cut: stays */
+        {"ab\xE0\x80", "ab\xE0\x80"},  /* overlong start, not a cut */
+        {"ab\xED\xA0", "ab\xED\xA0"},  /* surrogate start, not a cut */
+        {"\xC3x\xC3", "\xC3x"},        /* only the end */
+    };
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(trims); i++) {
+        char buf[16];
+        gov_strlcpy(buf, trims[i].in, sizeof(buf));
+        assert_int_equal(gov_utf8_trim_cut(buf), strlen(trims[i].out));
+        assert_string_equal(buf, trims[i].out);
+    }
+}
+
 static void strlcpy_cuts_between_characters(void **state)
 {
     char buf[6];
@@ -119,13 +147,84 @@ static void strlcpy_cuts_between_characters(void **state)
     assert_int_equal(strlen(buf), 5);
 }
 
+/* Runs one gov_log() call with stderr in a temporary file; returns the line
+ * parsed (jansson's parser refuses invalid UTF-8 as well). */
+static json_t *logged_line(void (*call)(void))
+{
+    char path[] = "/tmp/test_utf8_log.XXXXXX", buf[4096];
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+    ssize_t n;
+    json_error_t jerr;
+    json_t *line;
+
+    assert_true(fd >= 0 && saved >= 0);
+    unlink(path);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    call();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_true(gov_utf8_valid(buf, (size_t)n));
+    line = json_loads(buf, 0, &jerr);
+    if (!line)
+        print_error("%s: %s\n", jerr.text, buf);
+    assert_non_null(line);
+    return line;
+}
+
+static void log_with_bad_bytes(void)
+{
+    json_t *kept = json_string("kept");
+    gov_log(LOG_ERR, "reload_failed", "msg \xff",
+            "{s:s, s:I, s:i, s:b, s:f, s:o, s:O, s:s?, s:n, s:s}", "path", "/etc/p\xc3.ini", "big", (json_int_t)1 << 40, "small", -3, "flag", 1,
+            "ratio", 0.5, "array", json_pack("[s]", "x"), "ref", kept, "missing", NULL,
+            "nothing", "k\xe2y", "plain");
+    json_decref(kept);
+}
+
+static void log_valid(void)
+{
+    gov_log(LOG_ERR, "reload", "msg", "{s:s, s:I}", "path", "/etc/p.ini", "n", (json_int_t)7);
+}
+
+static void log_lines_keep_their_fields(void **state)
+{
+    json_t *l;
+    (void)state;
+    gov_log_setup(GOV_LOG_JSON, LOG_DEBUG);
+    l = logged_line(log_with_bad_bytes);
+    assert_string_equal(json_string_value(json_object_get(l, "msg")), "msg " R);
+    assert_string_equal(json_string_value(json_object_get(l, "path")), "/etc/p" R ".ini");
+    assert_int_equal(json_integer_value(json_object_get(l, "big")), (json_int_t)1 << 40);
+    assert_int_equal(json_integer_value(json_object_get(l, "small")), -3);
+    assert_true(json_is_true(json_object_get(l, "flag")));
+    assert_true(json_real_value(json_object_get(l, "ratio")) == 0.5);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(l, "array"), 0)), "x");
+    assert_string_equal(json_string_value(json_object_get(l, "ref")), "kept");
+    assert_true(json_is_null(json_object_get(l, "missing")));
+    assert_true(json_is_null(json_object_get(l, "nothing")));
+    /* a key with bad bytes is repaired too */
+    assert_string_equal(json_string_value(json_object_get(l, "k" R "y")), "plain");
+    assert_null(json_object_get(l, "log_error"));
+    json_decref(l);
+    l = logged_line(log_valid);
+    assert_string_equal(json_string_value(json_object_get(l, "path")), "/etc/p.ini");
+    assert_int_equal(json_integer_value(json_object_get(l, "n")), 7);
+    json_decref(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sanitizes_the_table),
         cmocka_unit_test(sanitize_into_reports_the_size_and_cuts_between_characters),
         cmocka_unit_test(cut_never_splits_a_character),
+        cmocka_unit_test(trim_cut_drops_only_a_character_cut_at_the_end),
         cmocka_unit_test(strlcpy_cuts_between_characters),
+        cmocka_unit_test(log_lines_keep_their_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
