@@ -85,7 +85,8 @@ def test_rejected_policy_lines_with_invalid_bytes(cgroup, daemons, tmp_path):
     d = daemons(["--cgroup", cgroup.path, "--policy", path])
     cases = [
         (b"[governor]\nmode = enf\xffrce\n", f"'enf{REPLACEMENT}rce' is not a mode"),
-        (b"[memory]\nli\xc0\xafmit = 1Gi\n", f"memory.li{REPLACEMENT}{REPLACEMENT}mit: unknown key"),
+        (b"[memory]\nli\xc0\xafmit = 1Gi\n",
+         f"memory.li{REPLACEMENT}{REPLACEMENT}mit: unknown key"),
         (b"[gov\xed\xa0\x80]\nmode = observe\n", "unknown section"),
         (b"[collector]\nblock_size = 64\xf4\x90\x80\x80Mi\n",
          f"'64{REPLACEMENT * 4}Mi' is not a size"),

@@ -179,7 +179,8 @@ static void log_with_bad_bytes(void)
 {
     json_t *kept = json_string("kept");
     gov_log(LOG_ERR, "reload_failed", "msg \xff",
-            "{s:s, s:I, s:i, s:b, s:f, s:o, s:O, s:s?, s:n, s:s}", "path", "/etc/p\xc3.ini", "big", (json_int_t)1 << 40, "small", -3, "flag", 1,
+            "{s:s, s:I, s:i, s:b, s:f, s:o, s:O, s:s?, s:n, s:s}", "path", "/etc/p\xc3.ini",
+            "big", (json_int_t)1 << 40, "small", -3, "flag", 1,
             "ratio", 0.5, "array", json_pack("[s]", "x"), "ref", kept, "missing", NULL,
             "nothing", "k\xe2y", "plain");
     json_decref(kept);
