@@ -530,14 +530,61 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name, stru
     return 0;
 }
 
+int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
+                        struct gov_policy_errors *errs, char **content, size_t *content_len)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t got = 0;
+    int r;
+
+    if (content)
+        *content = NULL;
+    if (content_len)
+        *content_len = 0;
+    memset(errs, 0, sizeof(*errs));
+    gov_utf8_sanitize_into(errs->file, sizeof(errs->file), name, strlen(name));
+    /* Read up to the limit plus one byte: a size from fstat may be stale if
+     * the file is being rewritten (and a pipe has none), so the read decides. */
+    buf = malloc(GOV_POLICY_MAX_FILE + 1);
+    if (!buf) {
+        add_error(errs, 0, "", "out of memory");
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + got, GOV_POLICY_MAX_FILE + 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            add_error(errs, 0, "", "read failed: %s", strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (got > GOV_POLICY_MAX_FILE) {
+            add_error(errs, 0, "", "file larger than %u bytes", GOV_POLICY_MAX_FILE);
+            return -1;
+        }
+    }
+    r = gov_policy_parse_string(buf, got, name, out, errs);
+    if (content) {
+        char *copy = malloc(got + 1);
+        if (copy) {
+            memcpy(copy, buf, got);
+            copy[got] = '\0';
+            *content = copy;
+            if (content_len)
+                *content_len = got;
+        }
+    }
+    return r;
+}
+
 int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_policy_errors *errs,
                           char **content, size_t *content_len)
 {
     _cleanup_close_ int fd = -1;
-    _cleanup_free_ char *buf = NULL;
     struct stat st;
-    size_t got = 0;
-    int r;
 
     if (content)
         *content = NULL;
@@ -563,41 +610,7 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
         add_error(errs, 0, "", "is not a regular file");
         return -1;
     }
-    /* Read up to the limit plus one byte: the size in fstat may be stale if the
-     * file is being rewritten, so the read decides. */
-    buf = malloc(GOV_POLICY_MAX_FILE + 1);
-    if (!buf) {
-        add_error(errs, 0, "", "out of memory");
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + got, GOV_POLICY_MAX_FILE + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            add_error(errs, 0, "", "read failed: %s", strerror(errno));
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-        if (got > GOV_POLICY_MAX_FILE) {
-            add_error(errs, 0, "", "file larger than %u bytes", GOV_POLICY_MAX_FILE);
-            return -1;
-        }
-    }
-    r = gov_policy_parse_string(buf, got, path, out, errs);
-    if (content) {
-        char *copy = malloc(got + 1);
-        if (copy) {
-            memcpy(copy, buf, got);
-            copy[got] = '\0';
-            *content = copy;
-            if (content_len)
-                *content_len = got;
-        }
-    }
-    return r;
+    return gov_policy_parse_fd(fd, path, out, errs, content, content_len);
 }
 
 /* ---- printing ------------------------------------------------------------ */
