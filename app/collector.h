@@ -37,7 +37,9 @@ bool collector_grow(struct collector *c, uint64_t bytes);
 void collector_count(void *ctx, uint64_t *bytes, uint64_t *blocks);
 uint64_t collector_shrink(void *ctx, uint64_t bytes);
 
-/* Allocation failures (mmap) so far. */
+/* Allocation failures (mmap or the block's record) so far; 0 for NULL.
+ * Each episode of failures is logged once (collector_alloc_failed, then
+ * collector_alloc_recovered at the next success). */
 uint64_t collector_alloc_failures(struct collector *c);
 
 #endif

@@ -320,6 +320,7 @@ int main(int argc, char **argv)
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
+    app.collector = col; /* its failure count, for /governor and /metrics */
     if (gov_start(g, err, sizeof(err)) < 0) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collector.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -111,7 +112,7 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         " s:{s:b, s:o, s:I, s:s, s:o, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
         "    s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
         " s:{s:s, s:o, s:o},"
         " s:{s:o, s:I, s:o, s:o, s:o},"
         " s:{s:I, s:I, s:I, s:I, s:o, s:o},"
@@ -142,6 +143,7 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         "buffer", "bytes", (json_int_t)st->buffer_bytes, "blocks",
         (json_int_t)st->buffer_objects, "refused", (json_int_t)c->refused, "evictions",
         (json_int_t)c->evictions, "evicted_bytes", (json_int_t)c->evicted_bytes,
+        "alloc_failures", (json_int_t)collector_alloc_failures(app->collector),
         /* cgroup */
         "cgroup", "version", gov_cg_version_name(st->cgroup.version), "path",
         text_json(st->cgroup.dir), "how", text_json(st->cgroup.how),
