@@ -2,7 +2,7 @@
 #
 #   make            build build/governord and build/libgovernor.a
 #   make run        install missing build dependencies (as root), build, run
-#                   with the built-in default policy on 0.0.0.0:8080
+#                   on 0.0.0.0:8080 with policies/local.ini (limit = 1Gi)
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
 #                   integration tests against the real binary, the real
 #                   kernel test on this machine's memory cgroup, and the
@@ -103,7 +103,7 @@ deps-test:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/governord --log-format text
+	scripts/run-local.sh ./$(BUILD)/governord
 
 # ---- tests ----------------------------------------------------------------------
 # Every suite `make test` runs, one per line (later suites append here).
