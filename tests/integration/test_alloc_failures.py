@@ -9,7 +9,7 @@ count must show on /governor (buffer.alloc_failures), in /metrics
 one collector_alloc_failed line per episode, not one per attempt, and a
 collector_alloc_recovered line when blocks fit again.
 
-Skipped under ASan and valgrind only: both reserve far more address space
+The first test is skipped under ASan and valgrind only: both reserve far more address space
 than any useful limit (ASan's shadow alone is terabytes), so the daemon
 could not start under one.
 """
@@ -32,9 +32,9 @@ def address_space_limit_usable():
         return b"__asan_init" not in f.read()
 
 
-pytestmark = pytest.mark.skipif(not address_space_limit_usable(),
-                                reason="ASan and valgrind need more address space than "
-                                       "RLIMIT_AS leaves")
+needs_address_space_limit = pytest.mark.skipif(
+    not address_space_limit_usable(),
+    reason="ASan and valgrind need more address space than RLIMIT_AS leaves")
 
 
 def limit_address_space():
@@ -50,6 +50,7 @@ def failures(d):
     return d.status()["buffer"]["alloc_failures"]
 
 
+@needs_address_space_limit
 def test_failed_allocations_are_counted_shown_and_logged(cgroup, daemons, tmp_path):
     # 64Gi of room in the cgroup: admission grants a 4Gi block, the
     # address-space limit (2Gi) makes mmap refuse it
