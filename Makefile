@@ -2,7 +2,7 @@
 #
 #   make            build build/governord and build/libgovernor.a
 #   make run        install missing build dependencies (as root), build, run
-#                   with the built-in default policy on 0.0.0.0:8080
+#                   on 0.0.0.0:8080 with policies/local.ini (limit = 1Gi)
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
 #                   integration tests against the real binary, the real
 #                   kernel test on this machine's memory cgroup, and the
@@ -105,7 +105,7 @@ deps-test:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/governord --log-format text
+	scripts/run-local.sh ./$(BUILD)/governord
 
 # ---- tests ----------------------------------------------------------------------
 # Every suite `make test` runs, one per line (later suites append here).
@@ -229,11 +229,11 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
-fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c
+fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c governor/utf8.c
 fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
 fuzz_src_quantity     := governor/quantity.c
-fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c
-fuzz_src_proc         := governor/cgroup_parse.c governor/util.c
+fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c governor/utf8.c
+fuzz_src_proc         := governor/cgroup_parse.c governor/util.c governor/utf8.c
 fuzz_src_routes       := app/routes.c
 
 .SECONDEXPANSION:

@@ -14,6 +14,7 @@
 #include "collector.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 struct block {
@@ -36,6 +38,7 @@ struct collector {
     struct block *head, *tail;   /* oldest first */
     uint64_t bytes, blocks;
     atomic_uint_fast64_t alloc_failures;
+    atomic_bool alloc_failing; /* an episode of failures is under way (logged once) */
 
     pthread_t thread;
     bool running;
@@ -61,6 +64,8 @@ static void *map_block(uint64_t size)
 bool collector_grow(struct collector *c, uint64_t bytes)
 {
     struct block *b;
+    uint64_t n;
+    int err;
 
     if (!gov_admit(c->gov, bytes))
         return false;
@@ -69,7 +74,9 @@ bool collector_grow(struct collector *c, uint64_t bytes)
         goto fail;
     b->mem = map_block(bytes);
     if (!b->mem) {
+        err = errno;
         free(b);
+        errno = err;
         goto fail;
     }
     b->size = bytes;
@@ -83,9 +90,21 @@ bool collector_grow(struct collector *c, uint64_t bytes)
     c->bytes += bytes;
     c->blocks++;
     pthread_mutex_unlock(&c->buffer_lock);
+    if (atomic_exchange(&c->alloc_failing, false))
+        gov_log(LOG_INFO, "collector_alloc_recovered", "collector allocates blocks again",
+                "{s:I, s:I}", "block_bytes", (json_int_t)bytes, "alloc_failures_total",
+                (json_int_t)atomic_load(&c->alloc_failures));
     return true;
 fail:
-    atomic_fetch_add(&c->alloc_failures, 1);
+    err = errno;
+    n = atomic_fetch_add(&c->alloc_failures, 1) + 1;
+    /* one line per episode, not one per attempt (the collector retries
+     * every interval): the count goes on in /governor and /metrics */
+    if (!atomic_exchange(&c->alloc_failing, true))
+        gov_log(LOG_ERR, "collector_alloc_failed",
+                "collector cannot allocate a block; it retries every interval",
+                "{s:I, s:s, s:I}", "block_bytes", (json_int_t)bytes, "error", strerror(err),
+                "alloc_failures_total", (json_int_t)n);
     return false;
 }
 
@@ -131,7 +150,7 @@ uint64_t collector_shrink(void *ctx, uint64_t bytes)
 
 uint64_t collector_alloc_failures(struct collector *c)
 {
-    return atomic_load(&c->alloc_failures);
+    return c ? atomic_load(&c->alloc_failures) : 0;
 }
 
 enum wake { WAKE_TIMEOUT, WAKE_REARM, WAKE_STOP };

@@ -41,7 +41,9 @@ uint64_t collector_shrink(void *ctx, uint64_t bytes);
  * interval (the governor calls this on reload). */
 void collector_policy_changed(void *ctx);
 
-/* Allocation failures (mmap) so far. */
+/* Allocation failures (mmap or the block's record) so far; 0 for NULL.
+ * Each episode of failures is logged once (collector_alloc_failed, then
+ * collector_alloc_recovered at the next success). */
 uint64_t collector_alloc_failures(struct collector *c);
 
 #endif

@@ -248,38 +248,11 @@ static int check_policy(const char *path)
         fprintf(stderr, "governord: out of memory\n");
         return 1;
     }
-    if (strcmp(path, "-") == 0) {
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        for (;;) {
-            if (len == cap) {
-                char *nb;
-                if (cap > GOV_POLICY_MAX_FILE) {
-                    fprintf(stderr, "<stdin>: larger than %u bytes\n", GOV_POLICY_MAX_FILE);
-                    free(buf);
-                    free(errs);
-                    return 1;
-                }
-                cap = cap ? cap * 2 : 4096;
-                nb = realloc(buf, cap);
-                if (!nb) {
-                    free(buf);
-                    free(errs);
-                    fprintf(stderr, "governord: out of memory\n");
-                    return 1;
-                }
-                buf = nb;
-            }
-            size_t n = fread(buf + len, 1, cap - len, stdin);
-            if (n == 0)
-                break;
-            len += n;
-        }
-        r = gov_policy_parse_string(buf ? buf : "", len, "<stdin>", &p, errs);
-        free(buf);
-    } else {
+    /* the daemon's reader: the same size limit, the same messages */
+    if (strcmp(path, "-") == 0)
+        r = gov_policy_parse_fd(STDIN_FILENO, "<stdin>", &p, errs, NULL, NULL);
+    else
         r = gov_policy_parse_file(path, &p, errs, NULL, NULL);
-    }
     if (r < 0) {
         gov_policy_errors_print(errs, stderr);
         free(errs);
@@ -423,6 +396,7 @@ int main(int argc, char **argv)
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
+    app.collector = col; /* its failure count, for /governor and /metrics */
     if (gov_start(g, err, sizeof(err)) < 0) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collector.h"
 #include "routes.h"
 #include "util.h"
 
@@ -330,6 +331,9 @@ char *metrics_render(const struct gov_status *st, const struct app_info *app,
                                            : (double)app->start_wall_ms / 1000.0);
     memory_families(f, st);
     governor_families(f, st);
+    counter_u64(f, "governor_collector_alloc_failures_total",
+                "Blocks the collector was admitted to allocate but could not (mmap failed).",
+                collector_alloc_failures(app->collector));
     http_families(f, http);
     counter_families(f, &http->store);
 

@@ -1,21 +1,45 @@
 /* render.c -- response bodies built from a status snapshot (see render.h).
  *
  * JSON is built with jansson, never by hand, so strings from files (policy
- * errors, paths, reasons) are always escaped correctly.  /governor is
- * indented for people; /governor/history, polled every second by the live
- * page, is compact. */
+ * errors, paths, reasons) are always escaped correctly.  jansson refuses a
+ * string that is not valid UTF-8, and such a string would fail the whole
+ * document: every string that is not one of our own constant names goes in
+ * through text_json(), which replaces ill-formed bytes with U+FFFD.
+ * /governor is indented for people; /governor/history, polled every second
+ * by the live page, is compact. */
 #include "render.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "collector.h"
+#include "utf8.h"
 #include "util.h"
+
+/* A JSON string of foreign bytes: well-formed UTF-8 as it is, anything
+ * else repaired.  NULL only when out of memory. */
+static json_t *text_json(const char *s)
+{
+    char *clean;
+    json_t *j;
+    if (!s)
+        s = "";
+    if (gov_utf8_valid(s, strlen(s)))
+        return json_string(s);
+    clean = gov_utf8_sanitize(s);
+    if (!clean)
+        return NULL;
+    j = json_string(clean);
+    free(clean);
+    return j;
+}
 
 static json_t *str_or_null(const char *s)
 {
-    return s && *s ? json_string(s) : json_null();
+    return s && *s ? text_json(s) : json_null();
 }
 
 static json_t *time_json(int64_t wall_ms)
@@ -39,12 +63,12 @@ static void add_policy_value(const char *section, const char *key, const char *v
         sec = json_object();
         json_object_set_new(values, section, sec);
     }
-    json_object_set_new(sec, key, json_string(value));
+    json_object_set_new(sec, key, text_json(value));
 }
 
 static json_t *decision_json(const struct gov_decision *d)
 {
-    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "seq",
+    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "seq",
                      (json_int_t)d->seq, "time", time_json(d->wall_ms), "level",
                      gov_level_name(d->level), "from", gov_level_name(d->from), "action",
                      gov_action_name(d->action), "dry_run", d->dry_run, "usage_bytes",
@@ -52,7 +76,7 @@ static json_t *decision_json(const struct gov_decision *d)
                      "released_bytes", (json_int_t)d->released, "would_release_bytes",
                      (json_int_t)d->would_release, "buffer_after_bytes",
                      (json_int_t)d->buffer_after, "repeat", (json_int_t)d->repeat, "reason",
-                     d->reason);
+                     text_json(d->reason));
 }
 
 static json_int_t at(double fraction, uint64_t limit)
@@ -70,8 +94,8 @@ static json_t *counter_json(const struct counter_status *cs)
     for (int i = 0; i < COUNTER_NERRORS; i++)
         json_object_set_new(errors, counter_error_name((enum counter_error)i),
                             json_integer((json_int_t)cs->errors[i]));
-    o = json_pack("{s:s, s:s, s:b, s:o, s:I, s:o}", "store", counter_kind_name(cs->kind),
-                  "target", cs->target, "up", cs->up, "error", str_or_null(cs->error),
+    o = json_pack("{s:s, s:o, s:b, s:o, s:I, s:o}", "store", counter_kind_name(cs->kind),
+                  "target", text_json(cs->target), "up", cs->up, "error", str_or_null(cs->error),
                   "last_value", (json_int_t)cs->last, "errors", errors);
     if (o && cs->kind == COUNTER_FILE)
         json_object_set_new(o, "lease", json_pack("{s:I, s:I}", "high_water_mark",
@@ -109,10 +133,10 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         " s:{s:b, s:o, s:I, s:s, s:o, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I,"
         "    s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I},"
         " s:{s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:s, s:s, s:s},"
-        " s:{s:s, s:I, s:o, s:o, s:o},"
-        " s:{s:I, s:I, s:I, s:I, s:s, s:s},"
+        " s:{s:I, s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:s, s:o, s:o},"
+        " s:{s:o, s:I, s:o, s:o, s:o},"
+        " s:{s:I, s:I, s:I, s:I, s:o, s:o},"
         " s:o, s:{s:o, s:o, s:o}, s:o}",
         "version", app->version, "level", gov_level_name(st->level), "mode",
         gov_mode_name(p->mode), "started_at", time_json(st->started_wall_ms), "ticks",
@@ -140,17 +164,20 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         "buffer", "bytes", (json_int_t)st->buffer_bytes, "blocks",
         (json_int_t)st->buffer_objects, "refused", (json_int_t)c->refused, "evictions",
         (json_int_t)c->evictions, "evicted_bytes", (json_int_t)c->evicted_bytes,
+        "alloc_failures", (json_int_t)collector_alloc_failures(app->collector),
         /* cgroup */
-        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "path", st->cgroup.dir,
-        "how", st->cgroup.how,
+        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "path",
+        text_json(st->cgroup.dir), "how", text_json(st->cgroup.how),
         /* policy */
-        "policy", "source", st->policy_source, "generation", (json_int_t)st->policy_generation,
+        "policy", "source", text_json(st->policy_source), "generation",
+        (json_int_t)st->policy_generation,
         "loaded_at", time_json(st->policy_loaded_wall_ms), "last_error",
         str_or_null(st->policy_error), "values", values,
         /* wake-ups */
         "wakeups", "timer", (json_int_t)c->wake_timer, "events", (json_int_t)c->wake_events,
         "pressure", (json_int_t)c->wake_pressure, "policy", (json_int_t)c->wake_policy,
-        "events_watch", st->events_watch, "pressure_trigger", st->pressure_trigger,
+        "events_watch", text_json(st->events_watch), "pressure_trigger",
+        text_json(st->pressure_trigger),
         /* decisions and pod */
         "decisions", decisions, "pod", "name", str_or_null(app->pod_name), "namespace",
         str_or_null(app->pod_namespace), "node", str_or_null(app->node_name), "counter",
@@ -252,8 +279,8 @@ char *render_history_json(const struct gov_status *st, const struct gov_history_
         " s:{s:b, s:o, s:I, s:s, s:s, s:I, s:I, s:I, s:o},"
         " s:I,"
         " s:{s:f, s:f, s:f, s:f, s:f},"
-        " s:{s:s, s:s},"
-        " s:{s:s, s:I, s:o, s:o},"
+        " s:{s:s, s:o},"
+        " s:{s:o, s:I, s:o, s:o},"
         " s:{s:o, s:o},"
         " s:o, s:o}",
         "version", app->version, "now_ms", (json_int_t)now_ms, "started_at_ms",
@@ -271,8 +298,10 @@ char *render_history_json(const struct gov_status *st, const struct gov_history_
         /* the current policy's lines, as fractions of the limit */
         "thresholds", "target", p->target, "soft", p->soft, "high", p->high, "critical",
         p->critical, "hysteresis", p->hysteresis,
-        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "how", st->cgroup.how,
-        "policy", "source", st->policy_source, "generation", (json_int_t)st->policy_generation,
+        "cgroup", "version", gov_cg_version_name(st->cgroup.version), "how",
+        text_json(st->cgroup.how),
+        "policy", "source", text_json(st->policy_source), "generation",
+        (json_int_t)st->policy_generation,
         "loaded_at", time_json(st->policy_loaded_wall_ms), "last_error",
         str_or_null(st->policy_error),
         "pod", "name", str_or_null(app->pod_name), "namespace", str_or_null(app->pod_namespace),

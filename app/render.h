@@ -10,12 +10,16 @@
 #include "counter.h"
 #include "governor.h"
 
-/* Facts about the process that do not change while it runs. */
+struct collector;
+
+/* Facts about the process that do not change while it runs, and the
+ * collector, whose own counters (atomics) the documents read live. */
 struct app_info {
     const char *version;
     const char *pod_name, *pod_namespace, *node_name; /* NULL when unset */
     int64_t start_wall_ms;
     double process_start_s;   /* the process's real start (Unix seconds), 0 if unknown */
+    struct collector *collector; /* NULL: no collector (counters read 0) */
 };
 
 /* GET /governor: the JSON status document, with the counter store's state

@@ -4,7 +4,15 @@
  * object, so a field can never be in the JSON line and missing from the
  * journal.  A failure to build the fields (bad pack format, out of memory)
  * still produces a line, with the event and message, so nothing is lost
- * silently. */
+ * silently.
+ *
+ * Strings may carry foreign bytes (a path, a line of a rejected policy, a
+ * cgroup file's contents), and jansson refuses a string that is not valid
+ * UTF-8: json_pack would fail and the line would lose all its fields.  So
+ * the string arguments are checked first (walk_fields() over a copy of the
+ * arguments); when one is ill-formed, the same walker builds the object
+ * itself with every string repaired (utf8.h), for the flat formats logging
+ * uses ("{s:s, s:I, s:o ...}").  The message is repaired the same way. */
 #include "log.h"
 
 #include <ctype.h>
@@ -20,6 +28,7 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
+#include "utf8.h"
 #include "util.h"
 
 /* Process-wide output settings.  Written once by gov_log_setup() before any
@@ -237,6 +246,168 @@ out:
     return r;
 }
 
+/* ---- fields with foreign bytes ------------------------------------------- */
+
+/* A string of foreign bytes as a JSON string, repaired when ill-formed. */
+static json_t *text_json(const char *s)
+{
+    char *clean = gov_utf8_sanitize(s);
+    json_t *j = clean ? json_string(clean) : NULL;
+    free(clean);
+    return j;
+}
+
+static bool is_valid(const char *s)
+{
+    return gov_utf8_valid(s, strlen(s));
+}
+
+/* Whitespace, ',' and ':' carry no meaning in a pack format. */
+static const char *skip_separators(const char *f)
+{
+    while (*f && strchr(" \t\n,:", *f))
+        f++;
+    return f;
+}
+
+/* Walks a flat object pack format "{s:s, s:I, ...}" over its arguments.
+ * Values may be s, s?, i, I, b, f, n, o, o?, O, O? (what logging uses);
+ * anything else (nesting, s#, s%, '+') is not understood.
+ *
+ * With obj == NULL it only checks: returns 1 when a key or string argument
+ * is not valid UTF-8, 0 when all are, -1 for a format it does not
+ * understand.  With obj it adds every member to obj, strings repaired, and
+ * takes the references of 'o' arguments like json_pack; returns 0, or -1
+ * for a format it does not understand or out of memory (obj then holds
+ * what was added so far). */
+/* the analyzer does not follow a va_copy'd list through a pointer */
+/* NOLINTBEGIN(clang-analyzer-valist.Uninitialized) */
+static int walk_fields(const char *fmt, va_list *ap, json_t *obj)
+{
+    const char *f = fmt;
+    int found = 0;
+    bool failed = false;
+
+    f = skip_separators(f);
+    if (*f++ != '{')
+        return -1;
+    for (;;) {
+        const char *key;
+        json_t *v = NULL;
+        char type;
+        bool optional;
+
+        f = skip_separators(f);
+        if (*f == '}') {
+            f++;
+            f = skip_separators(f);
+            if (*f)
+                return -1;
+            return obj ? (failed ? -1 : 0) : found;
+        }
+        if (*f++ != 's' || *f == '#' || *f == '%' || *f == '+' || *f == '?' || *f == '*')
+            return -1;
+        key = va_arg(*ap, const char *);
+        if (!key)
+            return -1;
+        if (!is_valid(key))
+            found = 1;
+        f = skip_separators(f);
+        type = *f;
+        if (!type)
+            return -1;
+        f++;
+        optional = *f == '?';
+        if (optional)
+            f++;
+        if (*f == '#' || *f == '%' || *f == '+' || *f == '*')
+            return -1;
+        switch (type) {
+        case 's': {
+            const char *s = va_arg(*ap, const char *);
+            if (!s && !optional)
+                return -1;
+            if (s && !is_valid(s))
+                found = 1;
+            if (obj)
+                v = s ? text_json(s) : json_null();
+            break;
+        }
+        case 'i':
+        case 'b': {
+            int i = va_arg(*ap, int);
+            if (obj)
+                v = type == 'b' ? json_boolean(i) : json_integer(i);
+            break;
+        }
+        case 'I': {
+            json_int_t i = va_arg(*ap, json_int_t);
+            if (obj)
+                v = json_integer(i);
+            break;
+        }
+        case 'f': {
+            double d = va_arg(*ap, double);
+            if (obj)
+                v = json_real(d);
+            break;
+        }
+        case 'n':
+            if (obj)
+                v = json_null();
+            break;
+        case 'o':
+        case 'O': {
+            json_t *j = va_arg(*ap, json_t *);
+            if (!j && !optional)
+                return -1;
+            if (obj)
+                v = !j ? json_null() : type == 'O' ? json_incref(j) : j;
+            break;
+        }
+        default:
+            return -1;
+        }
+        if (obj && v && !failed) {
+            char *clean = is_valid(key) ? NULL : gov_utf8_sanitize(key);
+            failed = json_object_set_new(obj, clean ? clean : key, v) < 0;
+            free(clean);
+        } else if (obj) {
+            /* out of memory: keep walking so that every 'o' is released */
+            json_decref(v);
+            failed = true;
+        }
+    }
+}
+/* NOLINTEND(clang-analyzer-valist.Uninitialized) */
+
+/* The fields of a line: json_pack when every string is valid UTF-8, else
+ * built by walk_fields() with the strings repaired.  NULL with jerr when
+ * the format is wrong or memory ran out. */
+static json_t *pack_fields(json_error_t *jerr, const char *fmt, va_list ap)
+{
+    va_list args;
+    json_t *obj;
+    int r;
+
+    /* walk_fields takes a va_list * ; a va_list parameter may be an array
+     * that decayed to a pointer, so it walks local copies */
+    va_copy(args, ap);
+    r = walk_fields(fmt, &args, NULL);
+    va_end(args);
+    if (r != 1)
+        return json_vpack_ex(jerr, 0, fmt, ap);
+    obj = json_object();
+    va_copy(args, ap);
+    r = obj ? walk_fields(fmt, &args, obj) : -1;
+    va_end(args);
+    if (r == 0)
+        return obj;
+    json_decref(obj);
+    snprintf(jerr->text, sizeof(jerr->text), "out of memory repairing the fields");
+    return NULL;
+}
+
 /* The four keys every line has; a field with one of these names is renamed
  * field_<name> so that it cannot overwrite them. */
 static bool reserved_key(const char *key)
@@ -251,6 +422,7 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
     json_t *obj, *extra = NULL, *v;
     json_error_t jerr;
     const char *key;
+    char *clean_msg = NULL;
     bool packed = true;
 
     if (priority > log_max_priority)
@@ -258,10 +430,12 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
     if (fields) {
         va_list ap;
         va_start(ap, fields);
-        extra = json_vpack_ex(&jerr, 0, fields, ap);
+        extra = pack_fields(&jerr, fields, ap);
         va_end(ap);
         packed = extra != NULL;
     }
+    if (!is_valid(msg) && (clean_msg = gov_utf8_sanitize(msg)))
+        msg = clean_msg;
     if (!extra)
         extra = json_object();
     if (!extra) {
@@ -301,4 +475,5 @@ void gov_log(int priority, const char *event, const char *msg, const char *field
         break;
     }
     json_decref(extra);
+    free(clean_msg);
 }

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "quantity.h"
+#include "utf8.h"
 #include "util.h"
 
 enum key_type { T_MODE, T_SIGNAL, T_MS, T_SIZE, T_LIMIT, T_FRACTION, T_BOOL };
@@ -97,6 +98,7 @@ static void add_error(struct gov_policy_errors *errs, int line, const char *key,
 {
     va_list ap;
     struct gov_policy_error *e;
+    char raw[sizeof(e->what)];
 
     if (errs->count >= GOV_POLICY_MAX_ERRORS) {
         errs->dropped++;
@@ -104,11 +106,16 @@ static void add_error(struct gov_policy_errors *errs, int line, const char *key,
     }
     e = &errs->e[errs->count++];
     e->line = line;
-    gov_strlcpy(e->key, key ? key : "", sizeof(e->key));
+    /* keys and messages quote the file's bytes: made valid UTF-8 here, once,
+     * for /governor, the log and --check-policy alike */
+    key = key ? key : "";
+    gov_utf8_sanitize_into(e->key, sizeof(e->key), key, strlen(key));
     va_start(ap, fmt);
     /* the analyzer loses va_start across the early return above */
-    vsnprintf(e->what, sizeof(e->what), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    vsnprintf(raw, sizeof(raw), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
+    gov_utf8_trim_cut(raw);
+    gov_utf8_sanitize_into(e->what, sizeof(e->what), raw, strlen(raw));
 }
 
 static void format_error(const struct gov_policy_errors *errs, const struct gov_policy_error *e,
@@ -123,6 +130,7 @@ static void format_error(const struct gov_policy_errors *errs, const struct gov_
         snprintf(buf, len, "%s: %s: %s", where, e->key, e->what);
     else
         snprintf(buf, len, "%s: %s", where, e->what);
+    gov_utf8_trim_cut(buf);
 }
 
 void gov_policy_error_line(const struct gov_policy_errors *errs, int i, char *buf, size_t len)
@@ -158,6 +166,7 @@ void gov_policy_errors_summary(const struct gov_policy_errors *errs, char *buf, 
         snprintf(buf, len, "%s (and %d more)", first, more);
     else
         snprintf(buf, len, "%s", first);
+    gov_utf8_trim_cut(buf);
 }
 
 /* ---- value parsers ------------------------------------------------------ */
@@ -496,7 +505,8 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name, stru
     int r;
 
     memset(errs, 0, sizeof(*errs));
-    gov_strlcpy(errs->file, name ? name : "policy", sizeof(errs->file));
+    name = name ? name : "policy";
+    gov_utf8_sanitize_into(errs->file, sizeof(errs->file), name, strlen(name));
     gov_policy_defaults(&c.policy);
 
     r = ini_parse_stream(policy_reader, &c, policy_handler, &c);
@@ -520,12 +530,10 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name, stru
     return 0;
 }
 
-int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_policy_errors *errs,
-                          char **content, size_t *content_len)
+int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
+                        struct gov_policy_errors *errs, char **content, size_t *content_len)
 {
-    _cleanup_close_ int fd = -1;
     _cleanup_free_ char *buf = NULL;
-    struct stat st;
     size_t got = 0;
     int r;
 
@@ -534,27 +542,9 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
     if (content_len)
         *content_len = 0;
     memset(errs, 0, sizeof(*errs));
-    gov_strlcpy(errs->file, path, sizeof(errs->file));
-
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        add_error(errs, 0, "", "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &st) < 0) {
-        add_error(errs, 0, "", "cannot stat: %s", strerror(errno));
-        return -1;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        add_error(errs, 0, "", "is a directory, not a policy file");
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        add_error(errs, 0, "", "is not a regular file");
-        return -1;
-    }
-    /* Read up to the limit plus one byte: the size in fstat may be stale if the
-     * file is being rewritten, so the read decides. */
+    gov_utf8_sanitize_into(errs->file, sizeof(errs->file), name, strlen(name));
+    /* Read up to the limit plus one byte: a size from fstat may be stale if
+     * the file is being rewritten (and a pipe has none), so the read decides. */
     buf = malloc(GOV_POLICY_MAX_FILE + 1);
     if (!buf) {
         add_error(errs, 0, "", "out of memory");
@@ -576,7 +566,7 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
             return -1;
         }
     }
-    r = gov_policy_parse_string(buf, got, path, out, errs);
+    r = gov_policy_parse_string(buf, got, name, out, errs);
     if (content) {
         char *copy = malloc(got + 1);
         if (copy) {
@@ -588,6 +578,39 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
         }
     }
     return r;
+}
+
+int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_policy_errors *errs,
+                          char **content, size_t *content_len)
+{
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+
+    if (content)
+        *content = NULL;
+    if (content_len)
+        *content_len = 0;
+    memset(errs, 0, sizeof(*errs));
+    gov_utf8_sanitize_into(errs->file, sizeof(errs->file), path, strlen(path));
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        add_error(errs, 0, "", "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        add_error(errs, 0, "", "cannot stat: %s", strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        add_error(errs, 0, "", "is a directory, not a policy file");
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        add_error(errs, 0, "", "is not a regular file");
+        return -1;
+    }
+    return gov_policy_parse_fd(fd, path, out, errs, content, content_len);
 }
 
 /* ---- printing ------------------------------------------------------------ */

@@ -75,6 +75,13 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name,
 int gov_policy_parse_file(const char *path, struct gov_policy *out,
                           struct gov_policy_errors *errs, char **content, size_t *content_len);
 
+/* Reads everything from fd (a file, a pipe: --check-policy - reads stdin)
+ * and parses it, named `name` in messages.  The one reader of policy bytes:
+ * more than GOV_POLICY_MAX_FILE bytes are refused, whatever fd is.  Returns
+ * and fills content like gov_policy_parse_file(). */
+int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
+                        struct gov_policy_errors *errs, char **content, size_t *content_len);
+
 /* Checks cross-field rules (threshold order, ranges) of a filled policy.
  * Returns the number of errors appended to errs. */
 int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *errs);

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "utf8.h"
+
 uint64_t gov_now_usec(void)
 {
     struct timespec ts;
@@ -44,8 +46,10 @@ bool gov_strlcpy(char *dst, const char *src, size_t len)
         return false;
     n = strlen(src);
     if (n >= len) {
-        memcpy(dst, src, len - 1);
-        dst[len - 1] = '\0';
+        /* never half a multi-byte character: it would be invalid UTF-8 */
+        n = gov_utf8_cut(src, n, len - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
         return false;
     }
     memcpy(dst, src, n + 1);

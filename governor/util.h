@@ -41,7 +41,8 @@ int64_t gov_wall_ms(void);
 void gov_format_rfc3339(int64_t wall_ms, char *buf, size_t len);
 
 /* Copies src into dst (size len), always NUL-terminating; returns false if
- * src had to be truncated. */
+ * src had to be truncated.  A cut falls between UTF-8 characters (utf8.h),
+ * never inside one. */
 bool gov_strlcpy(char *dst, const char *src, size_t len);
 
 #endif
