@@ -296,6 +296,8 @@ static void reload_policy(struct gov *g, const char *trigger, bool forced)
         goto out;
     }
     r = gov_policy_parse_file(g->policy_path, &p, errs, &content, &len);
+    if (r == 0 && g->collector_off)
+        gov_policy_collector_default(&p, false);
     if (policy_file_changed(g->policy_path, &before)) {
         retry_reload_later(g); /* written while we read it */
         goto out;
