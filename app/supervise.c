@@ -1,13 +1,14 @@
 /* supervise.c -- supervisor mode: spawn, reap, forward, stop.
  *
  * governord runs `CMD [ARGS...]` as its child when given `-- CMD`.  The child
- * is started with posix_spawnp(): a clean signal mask and default dispositions
- * (governord blocks the signals it takes with sigwaitinfo() and ignores
- * SIGPIPE, and both would otherwise be inherited across exec), its own
- * stdin/stdout/stderr inherited and every other descriptor closed, and
- * GOVERNOR_SOCKET in its environment.  glibc's posix_spawn reports a failed
- * exec as an error of the call, so "not found" and "not executable" are told
- * apart here and become 127 and 126, as a shell would exit.
+ * is started with fork() and execvpe(): a clean signal mask and default
+ * dispositions for every signal (governord blocks the signals it takes with
+ * sigwaitinfo() and ignores SIGPIPE, and both would otherwise be inherited
+ * across exec; posix_spawn cannot reset glibc's internal signals, which it
+ * leaves ignored), its own stdin/stdout/stderr inherited and every other
+ * descriptor closed, and GOVERNOR_SOCKET in its environment.  A failed exec
+ * sends its errno back through a close-on-exec pipe, so "not found" and "not
+ * executable" are told apart and become 127 and 126, as a shell would exit.
  *
  * Reaping is waitpid(-1, WNOHANG) in a loop after each SIGCHLD: the child's
  * status decides governord's exit status, any other process is an orphan
@@ -20,12 +21,13 @@
 #include "supervise.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,50 +165,75 @@ int supervise_become_subreaper(void)
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
+/* The child between fork() and exec: only system calls (the parent has
+ * threads, so no lock may be taken here).  Every disposition goes back to
+ * SIG_DFL through the raw system call, because glibc's sigaction() refuses
+ * its two internal signals (32 and 33); an all-zero kernel sigaction is
+ * SIG_DFL with no flags and an empty mask on every architecture. */
+static void child_exec(char *const argv[], char **env, int errfd) __attribute__((noreturn));
+static void child_exec(char *const argv[], char **env, int errfd)
+{
+    static const unsigned long zero[8]; /* larger than any kernel sigaction */
+    sigset_t none;
+    int e;
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, zero, NULL, (size_t)(NSIG / 8));
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* every descriptor but 0-2 and errfd (close-on-exec) */
+    if (errfd > 3)
+        close_range(3, (unsigned)errfd - 1, 0);
+    close_range((unsigned)errfd + 1, ~0u, 0);
+    execvpe(argv[0], argv, env);
+    e = errno;
+    if (write(errfd, &e, sizeof(e)) < 0) {
+        /* the parent then sees no error and reports the exit status 127 */
+    }
+    _exit(127);
+}
+
 int supervise_spawn(struct supervise *s, char *const argv[], const char *socket, char *err,
                     size_t errlen)
 {
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t fa;
-    sigset_t none, all;
-    char **env = NULL;
+    char **env = supervise_child_env(environ, socket);
+    int pfd[2], child_errno = 0;
+    ssize_t n;
     pid_t pid;
-    int r;
 
-    if (posix_spawnattr_init(&attr) != 0) {
+    if (!env) {
         snprintf(err, errlen, "cannot start %s: out of memory", argv[0]);
         return 1;
     }
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        posix_spawnattr_destroy(&attr);
-        snprintf(err, errlen, "cannot start %s: out of memory", argv[0]);
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot start %s: pipe: %s", argv[0], strerror(errno));
+        supervise_env_free(env, socket);
         return 1;
     }
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL); /* cannot be caught: no disposition to reset */
-    sigdelset(&all, SIGSTOP);
-    r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    if (r == 0)
-        r = posix_spawnattr_setsigmask(&attr, &none);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(&attr, &all);
-    if (r == 0)
-        r = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    env = r == 0 ? supervise_child_env(environ, socket) : NULL;
-    if (r != 0 || !env) {
-        snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(r ? r : ENOMEM));
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
-        return 1;
+    pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        child_exec(argv, env, pfd[1]);
     }
-    r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env);
+    child_errno = errno;
+    close(pfd[1]);
     supervise_env_free(env, socket);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (r != 0) {
-        int code = supervise_spawn_error_code(r);
-        snprintf(err, errlen, "cannot start %s: %s%s", argv[0], strerror(r),
+    if (pid < 0) {
+        close(pfd[0]);
+        snprintf(err, errlen, "cannot start %s: fork: %s", argv[0], strerror(child_errno));
+        return 1;
+    }
+    /* the write end closes at exec: 0 bytes is success, an int is exec's errno */
+    do
+        n = read(pfd[0], &child_errno, sizeof(child_errno));
+    while (n < 0 && errno == EINTR);
+    close(pfd[0]);
+    if (n == (ssize_t)sizeof(child_errno)) {
+        int code = supervise_spawn_error_code(child_errno);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        snprintf(err, errlen, "cannot start %s: %s%s", argv[0], strerror(child_errno),
                  code == 127 ? " (command not found)" : " (not executable)");
         return code;
     }
