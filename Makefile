@@ -54,6 +54,7 @@ LIBS     := $(PKG_LIBS) -lm
 LIB_SRC  := $(wildcard governor/*.c)
 APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c app/metrics.c
 APP_SRC  += app/counter.c
+APP_SRC  += app/supervise.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -11,15 +11,23 @@
  *   SIGHUP            reload the policy
  *   SIGTERM, SIGINT   stop accepting, finish in-flight responses, exit 0
  *
+ * With `-- CMD [ARGS...]` (supervisor mode, app/supervise.c) governord also
+ * runs CMD as its child: SIGTERM, SIGINT, SIGQUIT, SIGUSR1 and SIGUSR2 go to
+ * the child, SIGCHLD reaps, and governord stops when the child is gone,
+ * with the child's exit status.
+ *
  * Signals are blocked in every thread and taken with sigwaitinfo(), so no
  * handler runs in async-signal context. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -30,6 +38,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "render.h"
+#include "supervise.h"
 #include "util.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:8080"
@@ -48,12 +57,17 @@ struct options {
     const char *counter;           /* URL; NULL = memory: */
     const char *counter_password_file;
     unsigned counter_lease, counter_timeout_ms;
+    /* supervisor mode */
+    char **command;             /* CMD [ARGS...] after "--", NULL-terminated; NULL: none */
+    const char *socket;         /* GOVERNOR_SOCKET for the child; NULL: "none" */
+    unsigned stop_timeout_ms;   /* SIGTERM to SIGKILL */
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: governord [OPTIONS]\n"
+            "       governord [OPTIONS] -- CMD [ARGS...]\n"
             "       governord --check-policy FILE\n"
             "\n"
             "Keeps a collector's buffer below the container's memory limit and serves\n"
@@ -83,11 +97,22 @@ static void usage(FILE *f)
             "                           [GOVERNOR_COUNTER_TIMEOUT_MS] (default 1000)\n"
             "      --check-policy FILE  validate FILE ('-' for stdin); print the effective\n"
             "                           policy and exit 0, or the errors and exit 1\n"
+            "  -- CMD [ARGS...]         supervisor mode: run CMD as a child in the same\n"
+            "                           cgroup, forward signals to it, reap orphans, exit\n"
+            "                           with its status; the collector is then off unless\n"
+            "                           the policy sets [collector] enabled\n"
+            "      --socket PATH        the child's GOVERNOR_SOCKET, reserved for the trim\n"
+            "                           protocol [GOVERNOR_SOCKET] ('none': not set;\n"
+            "                           default %s)\n"
+            "      --stop-timeout T     grace between SIGTERM and SIGKILL when the child must\n"
+            "                           stop: seconds, or 500ms [GOVERNOR_STOP_TIMEOUT]\n"
+            "                           (default 10s)\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
             "\n"
-            "Signals: SIGHUP reloads the policy; SIGTERM/SIGINT stop gracefully.\n",
-            DEFAULT_LISTEN, DEFAULT_POLICY);
+            "Signals: SIGHUP reloads the policy; SIGTERM/SIGINT stop gracefully.  With a\n"
+            "command, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 and SIGUSR2 go to the child.\n",
+            DEFAULT_LISTEN, DEFAULT_POLICY, SUPERVISE_DEFAULT_SOCKET);
 }
 
 static int parse_uint_range(const char *s, long min, long max, unsigned *out)
@@ -130,7 +155,7 @@ static const char *env_or(const char *name, const char *fallback)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY, OPT_COUNTER, OPT_COUNTER_LEASE,
-           OPT_COUNTER_TIMEOUT };
+           OPT_COUNTER_TIMEOUT, OPT_SOCKET, OPT_STOP_TIMEOUT };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
@@ -142,6 +167,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"counter", required_argument, NULL, OPT_COUNTER},
         {"counter-lease", required_argument, NULL, OPT_COUNTER_LEASE},
         {"counter-timeout", required_argument, NULL, OPT_COUNTER_TIMEOUT},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -150,6 +177,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     const char *log_format = env_or("GOVERNOR_LOG_FORMAT", "auto");
     const char *counter_lease = env_or("GOVERNOR_COUNTER_LEASE", NULL);
     const char *counter_timeout = env_or("GOVERNOR_COUNTER_TIMEOUT_MS", NULL);
+    const char *stop_timeout = env_or("GOVERNOR_STOP_TIMEOUT", NULL);
+    const char *last_optarg = NULL; /* to tell an option's "--" from the separator */
     int c;
 
     o->listen = env_or("GOVERNOR_LISTEN", DEFAULT_LISTEN);
@@ -158,8 +187,12 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->log_level = LOG_INFO;
     o->counter = env_or("GOVERNOR_COUNTER", NULL);
     o->counter_password_file = env_or("GOVERNOR_COUNTER_PASSWORD_FILE", NULL);
+    o->socket = env_or("GOVERNOR_SOCKET", SUPERVISE_DEFAULT_SOCKET);
+    o->stop_timeout_ms = SUPERVISE_DEFAULT_STOP_TIMEOUT_MS;
 
-    while ((c = getopt_long(argc, argv, "l:p:c:t:Vh", longopts, NULL)) != -1) {
+    /* "+": stop at the first non-option, so CMD's own options are never ours */
+    while ((c = getopt_long(argc, argv, "+l:p:c:t:Vh", longopts, NULL)) != -1) {
+        last_optarg = optarg;
         switch (c) {
         case 'l':
             o->listen = optarg;
@@ -196,6 +229,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_COUNTER_TIMEOUT:
             counter_timeout = optarg;
             break;
+        case OPT_SOCKET:
+            o->socket = optarg;
+            break;
+        case OPT_STOP_TIMEOUT:
+            stop_timeout = optarg;
+            break;
         case 'V':
             printf("governord %s\n", GOVERNOR_VERSION);
             return -1;
@@ -207,9 +246,32 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "governord: unexpected argument '%s'\n", argv[optind]);
+    /* ---- supervisor mode: "-- CMD [ARGS...]" ---- */
+    if (optind > 1 && argv[optind - 1] != last_optarg && strcmp(argv[optind - 1], "--") == 0) {
+        if (optind == argc) {
+            fprintf(stderr, "governord: '--' must be followed by a command\n");
+            return 2;
+        }
+        if (o->check_policy) {
+            fprintf(stderr, "governord: --check-policy runs no command\n");
+            return 2;
+        }
+        o->command = &argv[optind];
+    } else if (optind < argc) {
+        fprintf(stderr, "governord: unexpected argument '%s' (a command goes after '--')\n",
+                argv[optind]);
         usage(stderr);
+        return 2;
+    }
+    if (!*o->socket) {
+        fprintf(stderr, "governord: --socket: empty path (use 'none' for no socket)\n");
+        return 2;
+    }
+    if (strcmp(o->socket, "none") == 0)
+        o->socket = NULL;
+    if (stop_timeout && supervise_parse_timeout(stop_timeout, &o->stop_timeout_ms) < 0) {
+        fprintf(stderr, "governord: --stop-timeout: '%s' is not a duration from 0 to 3600s "
+                        "(like 10, 2.5, 10s or 500ms)\n", stop_timeout);
         return 2;
     }
     if (threads && parse_threads(threads, &o->threads) < 0) {
@@ -317,6 +379,112 @@ static void notify_reload_end(void *ud, bool ok, uint64_t generation)
                ok ? "" : "; the new policy was rejected");
 }
 
+/* ---- supervisor mode: the child's life -----------------------------------
+ * main() spawns the child once everything else runs (so /counter answers and
+ * the policy is in force before the app's first instruction) and then takes
+ * signals here instead of in its own loop. */
+
+/* The cgroup's OOM kill count as the governor last read it. */
+static uint64_t oom_kills_now(struct gov *g, uint64_t *tick_ms, uint32_t *interval_ms)
+{
+    struct gov_status *st = malloc(sizeof(*st));
+    uint64_t n = 0;
+    if (!st)
+        return 0;
+    gov_status(g, st);
+    n = st->sample.oom_kills;
+    if (tick_ms)
+        *tick_ms = st->sample_ok ? st->last_tick_ms : 0;
+    if (interval_ms)
+        *interval_ms = st->policy.interval_ms;
+    free(st);
+    return n;
+}
+
+/* The child died of SIGKILL: was it the kernel's OOM killer?  The cgroup's
+ * oom_kill counter goes up when the kernel picks its victim, before the
+ * victim can be reaped, so the first governor sample taken after the reap
+ * tells.  Waits for one, at most max(2 s, 3 intervals); *after receives the
+ * count seen. */
+static bool child_oom_killed(struct gov *g, uint64_t before, uint64_t *after)
+{
+    uint64_t reaped = gov_now_ms(), tick = 0;
+    uint32_t interval = 0;
+    uint64_t deadline;
+
+    *after = oom_kills_now(g, &tick, &interval);
+    deadline = reaped + MAX(2000u, 3u * interval);
+    while (tick <= reaped && gov_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        *after = oom_kills_now(g, &tick, NULL);
+    }
+    return *after > before;
+}
+
+/* Logs how the child ended and returns governord's exit status. */
+static int child_ended(const struct supervise *sv, struct gov *g, uint64_t oom_before)
+{
+    char how[96];
+    int code = supervise_exit_code(sv->wstatus);
+    supervise_describe(sv->wstatus, how, sizeof(how));
+    if (WIFSIGNALED(sv->wstatus) && WTERMSIG(sv->wstatus) == SIGKILL && !sv->killed) {
+        uint64_t after;
+        if (child_oom_killed(g, oom_before, &after)) {
+            gov_log(LOG_ERR, "child_exit",
+                    "the child was killed by the kernel's OOM killer (memory limit reached)",
+                    "{s:i, s:s, s:i, s:b, s:I}", "pid", (int)sv->pid, "how", how, "exit_code",
+                    code, "oom", 1, "oom_kills", (json_int_t)after);
+            return code;
+        }
+    }
+    gov_log(code == 0 ? LOG_INFO : LOG_WARNING, "child_exit",
+            sv->killed ? "the child was SIGKILLed after the grace period" : "the child ended",
+            "{s:i, s:s, s:i, s:b}", "pid", (int)sv->pid, "how", how, "exit_code", code, "oom", 0);
+    return code;
+}
+
+/* Takes signals until the child is gone; returns governord's exit status. */
+static int supervise_loop(struct supervise *sv, const sigset_t *sigs, struct gov *g,
+                          uint64_t oom_before)
+{
+    for (;;) {
+        siginfo_t si;
+        long wait_ms = supervise_timeout_ms(sv);
+        int sig;
+        if (wait_ms >= 0) {
+            struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
+            sig = sigtimedwait(sigs, &si, &ts);
+        } else {
+            sig = sigwaitinfo(sigs, &si);
+        }
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) { /* the grace period is over */
+                supervise_kill(sv);
+                continue;
+            }
+            gov_log(LOG_ERR, "signal", "sigwaitinfo failed: killing the child", "{s:s}",
+                    "error", strerror(errno));
+            supervise_kill(sv);
+            while (waitpid(sv->pid, &sv->wstatus, 0) < 0 && errno == EINTR) {
+            }
+            sv->exited = true;
+            return child_ended(sv, g, oom_before);
+        }
+        if (sig == SIGHUP) {
+            gov_log(LOG_INFO, "signal", "SIGHUP: reloading the policy", NULL);
+            gov_request_reload(g);
+        } else if (sig == SIGCHLD) {
+            if (supervise_reap(sv))
+                return child_ended(sv, g, oom_before);
+        } else if (supervise_forwards(sig)) {
+            supervise_forward(sv, sig, sig == SIGTERM || sig == SIGINT);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {0};
@@ -330,6 +498,8 @@ int main(int argc, char **argv)
     sigset_t sigs;
     char err[512] = "";
     int r, exit_code = 1;
+    struct supervise sv = {0};
+    bool stopped = false; /* a clean stop, whatever the exit status */
 
     /* First thing: block the signals main waits for.  A SIGTERM that
      * arrives at any moment of start-up (Kubernetes may send one right after
@@ -339,6 +509,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    supervise_add_signals(&sigs); /* until we know whether there is a child */
     if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         fprintf(stderr, "governord: cannot set up signals: %s\n", strerror(errno));
         return 1;
@@ -347,6 +518,23 @@ int main(int argc, char **argv)
     r = parse_args(argc, argv, &o);
     if (r != 0)
         return r < 0 ? 0 : r;
+    /* ---- supervisor mode: signals ----
+     * Without a child, SIGQUIT, SIGUSR1 and SIGUSR2 keep their default
+     * actions: unblocked again before any thread starts.  With one, become
+     * the reaper of its orphans before anything can be orphaned. */
+    if (!o.command) {
+        sigset_t extra;
+        sigemptyset(&extra);
+        supervise_add_signals(&extra);
+        sigprocmask(SIG_UNBLOCK, &extra, NULL);
+        for (int i = 1; i < NSIG; i++)
+            if (sigismember(&extra, i) == 1)
+                sigdelset(&sigs, i);
+    } else if (supervise_become_subreaper() < 0) {
+        fprintf(stderr, "governord: cannot become the reaper of orphans: %s\n",
+                strerror(errno));
+        return 1;
+    }
     if (o.check_policy) {
         /* a one-shot command: Ctrl-C and SIGTERM end it as usual */
         sigprocmask(SIG_UNBLOCK, &sigs, NULL);
@@ -382,6 +570,7 @@ int main(int argc, char **argv)
     gcfg.cgroup_dir = o.cgroup;
     gcfg.policy_path = choose_policy(&o);
     gcfg.embedded_policy = governord_default_policy;
+    gcfg.collector_off = o.command != NULL;
     gcfg.hooks = (struct gov_hooks){.level_changed = notify_level,
                                     .reload_begin = notify_reload_begin,
                                     .reload_end = notify_reload_end};
@@ -433,6 +622,28 @@ int main(int argc, char **argv)
         sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", text, (unsigned long)getpid());
     }
 
+    /* ---- supervisor mode: run the child until it is gone ---- */
+    if (o.command) {
+        uint64_t oom_before = oom_kills_now(g, NULL, NULL);
+        sv.stop_timeout_ms = o.stop_timeout_ms;
+        r = supervise_spawn(&sv, o.command, o.socket, err, sizeof(err));
+        if (r != 0) {
+            gov_log(LOG_ERR, "child_start_failed", err, "{s:s, s:i}", "command", o.command[0],
+                    "exit_code", r);
+            exit_code = r;
+            goto out;
+        }
+        gov_log(LOG_INFO, "child_start", "child started", "{s:i, s:s, s:s?, s:I}", "pid",
+                (int)sv.pid, "command", o.command[0], "socket", o.socket, "stop_timeout_ms",
+                (json_int_t)sv.stop_timeout_ms);
+        exit_code = supervise_loop(&sv, &sigs, g, oom_before);
+        gov_log(LOG_INFO, "stop", "the child is gone: stopping", "{s:i}", "exit_code",
+                exit_code);
+        sd_notify(0, "STOPPING=1\nSTATUS=stopping: the child is gone");
+        stopped = true;
+        goto out;
+    }
+
     for (;;) {
         siginfo_t si;
         int sig = sigwaitinfo(&sigs, &si);
@@ -453,9 +664,10 @@ int main(int argc, char **argv)
     }
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     exit_code = 0;
+    stopped = true;
 
 out:
-    if (exit_code != 0)
+    if (!stopped)
         sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
@@ -463,7 +675,7 @@ out:
     collector_free(col);
     gov_free(g);
     counter_close(counter);
-    if (exit_code == 0)
-        gov_log(LOG_INFO, "exit", "governord stopped", NULL);
+    if (stopped)
+        gov_log(LOG_INFO, "exit", "governord stopped", "{s:i}", "exit_code", exit_code);
     return exit_code;
 }

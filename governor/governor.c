@@ -47,6 +47,7 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     g->hooks = cfg->hooks;
     g->policy_path = dup_or_null(cfg->policy_path);
     g->embedded_policy = dup_or_null(cfg->embedded_policy);
+    g->collector_off = cfg->collector_off;
     perrs = malloc(sizeof(*perrs));
     if ((cfg->policy_path && !g->policy_path) || (cfg->embedded_policy && !g->embedded_policy) ||
         !perrs) {
@@ -66,6 +67,8 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
         gov_policy_defaults(&g->policy);
         r = 0;
     }
+    if (r == 0 && cfg->collector_off)
+        gov_policy_collector_default(&g->policy, false);
     if (r < 0) {
         gov_policy_errors_print(perrs, stderr);
         gov_policy_errors_summary(perrs, err, errlen);

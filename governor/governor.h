@@ -72,6 +72,8 @@ struct gov_config {
     const char *cgroup_dir;      /* use this directory as the cgroup; NULL = discover */
     const char *policy_path;     /* policy file to load and watch; NULL = embedded */
     const char *embedded_policy; /* policy text used when policy_path is NULL */
+    bool collector_off;          /* a policy that does not set [collector] enabled
+                                  * gets enabled = false (governord -- CMD) */
     struct gov_hooks hooks;
 };
 

@@ -493,6 +493,12 @@ static int validate(const struct gov_policy *p, const struct parse_ctx *c,
     return errs->count + errs->dropped - before;
 }
 
+void gov_policy_collector_default(struct gov_policy *p, bool enabled)
+{
+    if (!p->collector_enabled_set)
+        p->collector_enabled = enabled;
+}
+
 int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *errs)
 {
     return validate(p, NULL, errs);
@@ -524,6 +530,7 @@ int gov_policy_parse_string(const char *text, size_t len, const char *name, stru
         else
             validate(&c.policy, &c, errs);
     }
+    c.policy.collector_enabled_set = line_of(&c, "collector", "enabled") != 0;
     if (errs->count + errs->dropped > 0)
         return -1;
     *out = c.policy;

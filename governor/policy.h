@@ -36,6 +36,7 @@ struct gov_policy {
     double target, soft, high, critical, hysteresis;
     /* [collector] */
     bool collector_enabled;
+    bool collector_enabled_set; /* the file set [collector] enabled itself */
     uint64_t block_size;     /* bytes per block */
     uint32_t collector_interval_ms;
     uint64_t floor;          /* bytes of buffer the governor never releases */
@@ -81,6 +82,9 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out,
  * and fills content like gov_policy_parse_file(). */
 int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
                         struct gov_policy_errors *errs, char **content, size_t *content_len);
+/* When p's file did not set [collector] enabled, makes `enabled` its value
+ * (governord turns the collector off by default when it supervises a child). */
+void gov_policy_collector_default(struct gov_policy *p, bool enabled);
 
 /* Checks cross-field rules (threshold order, ranges) of a filled policy.
  * Returns the number of errors appended to errs. */

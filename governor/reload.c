@@ -194,6 +194,8 @@ static enum verdict classify(struct gov *g, char **content, size_t *len, struct 
         r = gov_policy_parse_string(*content, *len, g->policy_path, p, errs);
     else
         r = gov_policy_parse_file(g->policy_path, p, errs, content, len);
+    if (r == 0 && g->collector_off)
+        gov_policy_collector_default(p, false); /* a supervised child: off unless set */
     if (same_bytes(*content, *len, g->policy_content, g->policy_content_len))
         return UNCHANGED;
     gov_policy_errors_summary(errs, summary, summary_len);

@@ -11,6 +11,7 @@ removed whatever happens.
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -141,3 +142,40 @@ def test_observe_is_oom_killed(v1cgroup, tmp_path):
     assert v1cgroup.oom_kills() >= 1
     dry = [r for r in d.records() if r.get("dry_run")]
     assert dry, "observe mode recorded nothing it would have done"
+
+
+def test_supervised_child_oom_killed_exits_137_and_says_so(tmp_path):
+    """governord -- CMD in a real v1 memory cgroup: the child allocates past
+    the limit, governord's own collector is off (a child turns it off) and
+    cannot release the child's memory, so the kernel's OOM killer kills the
+    child.  governord must outlive it, exit 137 and log that it was the OOM
+    killer (from the cgroup's oom_kill count)."""
+    limit = 128 * MIB
+    cg = V1Cgroup(f"governord-test-{os.getpid()}-supervisor-oom", limit)
+    child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor_child.py")
+    policy = write_file(tmp_path / "policy.ini", "[governor]\ninterval_ms = 100\n")
+    enter = ["sh", "-c", f'echo $$ > {cg.path}/cgroup.procs && exec "$@"', "sh"]
+    d = Daemon(["--policy", policy, "--listen", "127.0.0.1:0", "--", sys.executable, child,
+                str(tmp_path / "child.jsonl"), "--alloc"],
+               log_path=str(tmp_path / "governord.log"), wrapper=enter)
+    try:
+        try:
+            code = d.proc.wait(timeout=scaled(30))
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the child was not OOM-killed within 30 s:\n"
+                                 + d.log_text()[-2000:])
+        print(f"\ngovernord exit {code}, oom_kill {cg.oom_kills()}")
+        assert code == 137, d.log_text()[-3000:]
+        assert cg.oom_kills() >= 1
+        recs = d.records()
+        st = [r for r in recs if r["event"] == "governor_start"]
+        assert st and st[0]["cgroup_version"] == "v1"
+        ended = [r for r in recs if r["event"] == "child_exit"]
+        assert len(ended) == 1, d.log_text()
+        assert ended[0]["oom"] is True and ended[0]["level"] == "error", ended
+        assert ended[0]["how"] == "killed by signal 9 (SIGKILL)"
+        assert "OOM killer" in ended[0]["msg"] and ended[0]["oom_kills"] >= 1
+        assert [r["event"] for r in recs][-2:] == ["stop", "exit"]
+    finally:
+        d.close()
+        cg.remove()

@@ -59,6 +59,38 @@ static void default_ini_equals_builtin_defaults(void **state)
     free(b);
 }
 
+/* governord -- CMD turns the collector off unless the file sets it. */
+static void collector_default_applies_only_when_enabled_is_not_set(void **state)
+{
+    static const struct { const char *text; bool set, when_off; } cases[] = {
+        {"[governor]\nmode = enforce\n", false, false},
+        {"[collector]\nblock_size = 1Mi\n", false, false},
+        {"[collector]\nenabled = true\n", true, true},
+        {"[collector]\nenabled = yes\n", true, true},
+        {"[collector]\nenabled = false\n", true, false},
+    };
+    char path[512];
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(gov_policy_parse_string(cases[i].text, strlen(cases[i].text), "t", &p,
+                                                 &errs), 0);
+        assert_int_equal(p.collector_enabled_set, cases[i].set);
+        gov_policy_collector_default(&p, true);
+        assert_int_equal(p.collector_enabled, cases[i].set ? cases[i].when_off : true);
+        gov_policy_collector_default(&p, false);
+        assert_int_equal(p.collector_enabled, cases[i].when_off);
+    }
+    /* the built-in policy leaves the key out, so that a child turns it off */
+    snprintf(path, sizeof(path), "%s/policies/default.ini", SRCDIR);
+    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), 0);
+    assert_false(p.collector_enabled_set);
+    assert_true(p.collector_enabled);
+    gov_policy_defaults(&p);
+    assert_false(p.collector_enabled_set);
+}
+
 static void parses_every_key_and_format(void **state)
 {
     static const char text[] =
@@ -413,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(presets_are_valid),
         cmocka_unit_test(default_ini_equals_builtin_defaults),
+        cmocka_unit_test(collector_default_applies_only_when_enabled_is_not_set),
         cmocka_unit_test(parses_every_key_and_format),
         cmocka_unit_test(a_file_without_settings_is_refused),
         cmocka_unit_test(rejects_bad_policies_with_exact_errors),
