@@ -21,7 +21,7 @@
 # Variants build into their own directories: build/ (release), build/asan,
 # build/tsan.  Every library comes from pkg-config.
 
-PKGS      := libmicrohttpd libcgroup libsystemd jansson inih
+PKGS      := libmicrohttpd libcgroup libsystemd jansson inih nettle
 TEST_PKGS := cmocka
 
 BUILD     ?= build
@@ -228,7 +228,7 @@ FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
 fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c
-fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
+fuzz_libs_policy      := $(shell pkg-config --libs inih nettle 2>/dev/null) -lm
 fuzz_src_quantity     := governor/quantity.c
 fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c
 fuzz_src_proc         := governor/cgroup_parse.c governor/util.c

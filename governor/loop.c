@@ -335,6 +335,7 @@ static void reload_policy(struct gov *g, const char *trigger, bool forced)
     pthread_mutex_lock(&g->state_lock);
     if (r == 0) {
         g->status.policy = p;
+        gov_policy_sha256_hex(content, len, g->status.policy_sha256);
         g->status.policy_generation++;
         g->status.policy_loaded_wall_ms = gov_wall_ms();
         g->status.policy_error[0] = '\0';
