@@ -689,6 +689,7 @@ void gov_policy_write(const struct gov_policy *p, FILE *f)
 void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX])
 {
     static const char digits[] = "0123456789abcdef";
+    _Static_assert(GOV_POLICY_SHA256_HEX == 2 * SHA256_DIGEST_SIZE + 1, "hex size");
     struct sha256_ctx ctx;
     uint8_t digest[SHA256_DIGEST_SIZE];
 
@@ -700,5 +701,5 @@ void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA
         hex[2 * i] = digits[digest[i] >> 4];
         hex[2 * i + 1] = digits[digest[i] & 0xf];
     }
-    hex[2 * SHA256_DIGEST_SIZE] = '\0';
+    hex[GOV_POLICY_SHA256_HEX - 1] = '\0';
 }
