@@ -33,8 +33,9 @@ OPT       ?= -O2
 PYTHON    ?= /usr/bin/python3
 # `make V=1` shows the full compiler command lines
 Q         := $(if $(V),,@)
-# shared/ beside the project checkout (chart-render, k8s-validate), else /work/shared
-SHARED_DIR ?= $(firstword $(wildcard $(CURDIR)/../shared) /work/shared)
+# shared/ beside the project checkout (chart-render, k8s-validate); CI lays a
+# copy there.  Set SHARED_DIR to use another one.
+SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

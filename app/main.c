@@ -307,20 +307,28 @@ int main(int argc, char **argv)
     char err[512] = "";
     int r, exit_code = 1;
 
-    r = parse_args(argc, argv, &o);
-    if (r != 0)
-        return r < 0 ? 0 : r;
-    if (o.check_policy)
-        return check_policy(o.check_policy);
-    gov_log_setup(o.log_format, o.log_level);
-
-    /* block the signals we wait for before any thread exists */
+    /* First thing: block the signals main waits for.  A SIGTERM that
+     * arrives at any moment of start-up (Kubernetes may send one right after
+     * the exec) then stays pending until sigwaitinfo() below takes it, and
+     * the stop is graceful; every thread started later inherits the mask. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "governord: cannot set up signals: %s\n", strerror(errno));
+        return 1;
+    }
+
+    r = parse_args(argc, argv, &o);
+    if (r != 0)
+        return r < 0 ? 0 : r;
+    if (o.check_policy) {
+        /* a one-shot command: Ctrl-C and SIGTERM end it as usual */
+        sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+        return check_policy(o.check_policy);
+    }
+    gov_log_setup(o.log_format, o.log_level);
 
     app.version = GOVERNOR_VERSION;
     app.pod_name = getenv("POD_NAME");

@@ -38,8 +38,8 @@ def need(ok, what):
 
 
 def shared_dir():
-    """shared/ beside the project checkout ($SHARED_DIR, ../shared, /work/shared)."""
-    for d in (os.environ.get("SHARED_DIR"), REPO.parent / "shared", "/work/shared"):
+    """shared/ beside the project checkout ($SHARED_DIR, else ../shared)."""
+    for d in (os.environ.get("SHARED_DIR"), REPO.parent / "shared"):
         if d and (Path(d) / "tools").is_dir():
             return Path(d)
     return None
@@ -49,7 +49,7 @@ def shared_tool(name):
     d = shared_dir()
     tool = d / "tools" / name if d else None
     need(tool is not None and os.access(tool, os.X_OK),
-         f"{name} not found (looked in $SHARED_DIR, {REPO.parent / 'shared'}, /work/shared)")
+         f"{name} not found (looked in $SHARED_DIR and {REPO.parent / 'shared'})")
     return str(tool)
 
 

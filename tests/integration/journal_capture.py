@@ -14,7 +14,9 @@ journal.  It prints one JSON object per line on stdout:
 
   {"kind": "spawned", "pid": N}
   {"kind": "entry", "pid": SENDER, "fields": {...}}   one per datagram received
-  {"kind": "stderr", "data": "..."}                   what governord wrote to stderr
+  {"kind": "stderr_chunk", "data": "..."}             what governord wrote to stderr,
+                                                      as it arrives
+  {"kind": "stderr", "data": "..."}                   all of it, once governord exited
   {"kind": "exit", "code": N}
 
 SIGTERM is passed on to governord; the helper exits after governord did.
@@ -146,11 +148,12 @@ def main():
             if not b:
                 return
             chunks.append(b)
+            emit({"kind": "stderr_chunk", "data": b.decode("utf-8", "replace")})
 
     reader = threading.Thread(target=read_stderr)
     reader.start()
     code = proc.wait()
-    reader.join(timeout=10)
+    reader.join()  # governord exited: its end of the socket is closed
     # every entry sent before the exit is queued on the socket by now
     done.set()
     if receiver is not None:

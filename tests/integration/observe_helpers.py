@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from daemon import GOVERNORD, clean_env, wait_until, write_file
+from daemon import GOVERNORD, clean_env, scaled, wait_until, write_file
 
 
 def policy_text(interval_ms=50, cooldown_ms=200, collector=False, block_size="1Mi",
@@ -228,16 +228,35 @@ class JournalCapture:
         return self.wait_item(lambda i: i["kind"] == "entry" and pred(i["fields"]),
                               timeout, what)["fields"]
 
+    def stderr_so_far(self):
+        """What governord wrote to stderr until now."""
+        return "".join(i["data"] for i in self.snapshot() if i["kind"] == "stderr_chunk")
+
+    def wait_stderr_record(self, event, timeout=10.0):
+        """Waits for a JSON line of event on governord's stderr (the
+        fallback when the journal is unreachable); returns it."""
+        def find():
+            text = self.stderr_so_far()
+            for line in text[:text.rfind("\n") + 1].splitlines():
+                rec = json.loads(line)
+                if rec.get("event") == event:
+                    return rec
+            if self.proc.poll() is not None and not self.reader.is_alive():
+                raise AssertionError(f"journal_capture exited {self.proc.returncode} before "
+                                     f"'{event}' on stderr: {text}")
+            return None
+        return wait_until(find, timeout, f"'{event}' on stderr")
+
     def stop(self, timeout=15):
         """SIGTERM to governord (through the helper); returns (exit code, stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout)
+            self.proc.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("journal_capture did not stop")
-        self.reader.join(timeout=5)
+        self.reader.join(timeout=scaled(5))
         exit_ = self.wait_item(lambda i: i["kind"] == "exit", 1, "the exit code")
         stderr = self.wait_item(lambda i: i["kind"] == "stderr", 1, "stderr")
         return exit_["code"], stderr["data"]
@@ -248,7 +267,7 @@ class JournalCapture:
         # the helper passes SIGTERM on to governord and exits after it
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=scaled(10))
             return
         except subprocess.TimeoutExpired:
             pass

@@ -9,7 +9,7 @@ import time
 
 from cgroupfs import GIB, MIB
 from conftest import parallel
-from daemon import GOVERNORD, write_file
+from daemon import GOVERNORD, scaled, settle, write_file
 from kubelet import ConfigMapDir
 
 FAST = "[governor]\ninterval_ms = 50\ncooldown_ms = 0\n"
@@ -47,7 +47,7 @@ def test_counter_values_are_unique_under_concurrency(cgroup, daemons):
     d = daemons(["--cgroup", cgroup.path, "--threads", "4"])
 
     def client(i):
-        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(10))
         seen = []
         for _ in range(50):
             conn.request("GET", "/counter")
@@ -85,7 +85,7 @@ def test_usage_climbs_governor_shrinks_the_buffer(cgroup, daemons, tmp_path):
     assert st["buffer"]["bytes"] == shrink["buffer_after_bytes"] or \
         st["buffer"]["bytes"] < shrink["buffer_after_bytes"] + 8 * MIB
     # the buffer does not grow again while usage stays high
-    time.sleep(0.3)
+    settle(0.3, "the collector would add a block every 10 ms")
     assert d.status()["buffer"]["bytes"] <= st["buffer"]["bytes"]
 
     # back down, through the hysteresis band, to normal: the buffer regrows
@@ -133,7 +133,7 @@ def test_configmap_update_reloads_within_2s(cgroup, daemons, tmp_path):
     cm.update({"policy.ini": FAST + "[thresholds]\nhigh = 0.9\n"})
     st = d.wait_for(lambda s: s["policy"]["generation"] == 2, timeout=2.0,
                     what="generation 2 within 2 s")
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < scaled(2.0)
     assert st["policy"]["values"]["thresholds"]["high"] == "0.9"
     assert st["policy"]["last_error"] is None
 
@@ -161,7 +161,7 @@ def test_reload_keeps_the_buffer_and_the_server(cgroup, daemons, tmp_path):
                                             "block_size = 2Mi\ninterval_ms = 5\n"})
     d = daemons(["--cgroup", cgroup.path, "--policy", cm.file("policy.ini")])
     d.wait_for(lambda s: s["buffer"]["blocks"] >= 20, what="a buffer")
-    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(5))
     conn.request("GET", "/counter")
     first = conn.getresponse().read()
     cm.update({"policy.ini": FAST + "[collector]\nenabled = false\n"})
@@ -182,7 +182,7 @@ def test_sighup_reloads_a_file_outside_the_watched_directory(cgroup, daemons, tm
     os.symlink(target, watched / "policy.ini")
     d = daemons(["--cgroup", cgroup.path, "--policy", str(watched / "policy.ini")])
     write_file(target, FAST + "[collector]\nblock_size = 1Mi\n")
-    time.sleep(0.3)
+    settle(0.5, "a watched change would be read after 100 ms + 250 ms of quiet")
     assert d.status()["policy"]["generation"] == 1  # nothing watched changed
     d.send_signal(signal.SIGHUP)
     st = d.wait_for(lambda s: s["policy"]["generation"] == 2, what="SIGHUP reload")
@@ -201,7 +201,7 @@ def test_observe_mode_records_but_never_acts(cgroup, daemons, tmp_path):
     rec = next(x for x in st["decisions"] if x["action"] == "shrink")
     assert rec["dry_run"] is True and rec["released_bytes"] == 0
     assert rec["would_release_bytes"] > 0
-    time.sleep(0.3)
+    settle(0.3, "an enforcing governor would release within a tick")
     after = d.status()
     assert after["mode"] == "observe"
     assert after["buffer"]["bytes"] >= st["buffer"]["bytes"]  # nothing was released
@@ -213,7 +213,7 @@ def test_readyz_follows_the_memory_source(cgroup, daemons, tmp_path):
     d = daemons(["--cgroup", cgroup.path, "--policy", policy])
     assert d.get("/readyz") == (200, "ready\n")
     cgroup.remove("memory.current")  # the cgroup went away
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + scaled(3)
     while d.get("/readyz")[0] != 503 and time.monotonic() < deadline:
         time.sleep(0.02)
     code, body = d.get("/readyz")
@@ -294,7 +294,7 @@ def test_sigterm_finishes_and_exits_zero(cgroup, daemons):
     assert d.get("/counter")[0] == 200
     t0 = time.monotonic()
     assert d.stop(signal.SIGTERM) == 0
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < scaled(5)
     events = [r["event"] for r in d.records()]
     assert events[-2:] == ["stop", "exit"]
     with socket.socket() as s:  # nothing listens any more
@@ -305,13 +305,13 @@ def test_sigint_exits_zero_with_idle_keepalive_connections(cgroup, daemons):
     d = daemons(["--cgroup", cgroup.path])
     conns = []
     for _ in range(20):
-        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=scaled(5))
         c.request("GET", "/counter")
         c.getresponse().read()
         conns.append(c)  # left open and idle
     t0 = time.monotonic()
     assert d.stop(signal.SIGINT) == 0
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < scaled(5)
     for c in conns:
         c.close()
 
@@ -323,7 +323,7 @@ def test_slow_client_does_not_block_others(cgroup, daemons):
     t0 = time.monotonic()
     for _ in range(20):
         assert d.get("/counter")[0] == 200
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < scaled(3)
     slow.close()
 
 
@@ -334,7 +334,7 @@ def run(*args, stdin=None, env=None):
     if env:
         e.update(env)
     return subprocess.run([GOVERNORD, *args], input=stdin, capture_output=True, text=True,
-                          timeout=10, env=e)
+                          timeout=scaled(10), env=e)
 
 
 def test_check_policy_accepts_the_presets():
@@ -410,7 +410,7 @@ def test_ipv6_listen(cgroup, daemons):
     if not socket.has_ipv6:
         return
     d = daemons(["--cgroup", cgroup.path, "--listen", "[::1]:0"])
-    conn = http.client.HTTPConnection("::1", d.port, timeout=5)
+    conn = http.client.HTTPConnection("::1", d.port, timeout=scaled(5))
     conn.request("GET", "/counter")
     assert conn.getresponse().read() == b"Counter value: 1"
     conn.close()

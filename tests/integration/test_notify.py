@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cgroupfs import GIB, MIB, CgroupDir
-from daemon import Daemon, wait_until, write_file
+from daemon import Daemon, scaled, settle, wait_until, write_file
 from observe_helpers import NotifySocket, policy_text
 
 
@@ -145,7 +145,7 @@ def test_no_watchdog_pings_for_another_pid(tmp_path, manager, daemons):
     g = daemons(["--cgroup", cg.path, "--policy", path],
                 env={"NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
     manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
-    time.sleep(0.8)
+    settle(0.8, "pings would come every 100 ms (half of WATCHDOG_USEC)")
     assert pings(manager.snapshot()) == []
     assert g.stop() == 0
 
@@ -160,7 +160,7 @@ def test_abstract_socket_and_failed_start(tmp_path, daemons):
         bad = write_file(tmp_path / "bad.ini", "[thresholds]\nsoft = 0.99\n")
         g = Daemon(["--cgroup", cg.path, "--policy", bad], log_path=tmp_path / "failed.log",
                    env={"NOTIFY_SOCKET": name}, wait_ready=False)
-        assert g.proc.wait(timeout=10) == 1
+        assert g.proc.wait(timeout=scaled(10)) == 1
         g.close()
         i = sock.wait_for(lambda f: "STATUS" in f, what="STATUS after a failed start")
         assert sock.snapshot()[i][2]["STATUS"].startswith("failed to start: ")

@@ -6,10 +6,10 @@ signals.  Daemon starts governord listening on 127.0.0.1:0 and reads the
 port the kernel gave it from the JSON "start" log line; its stderr goes to a
 file the test reads back line by line.
 
-Waits and timeouts of Daemon are multiplied by GOVERNORD_TIMEOUT_SCALE
-(`make test-valgrind` sets it: under valgrind the daemon runs 20-50x
-slower); wait_until() takes its timeout literally, a caller that waits for
-the daemon passes scaled(seconds).
+Every wait here is a poll of a condition with a deadline, and every
+deadline is multiplied by GOVERNORD_TIMEOUT_SCALE (`make test-valgrind` sets
+it: under valgrind the daemon runs 20-50x slower), wait_until()'s included.
+A test never sleeps a fixed time in place of waiting for a condition.
 """
 import http.client
 import json
@@ -51,7 +51,9 @@ def write_file(path, text):
 
 
 def wait_until(pred, timeout=5.0, what="condition", interval=0.02):
-    """Polls pred() until it returns something true, and returns that."""
+    """Polls pred() until it returns something true, and returns that.  The
+    timeout is scaled by GOVERNORD_TIMEOUT_SCALE."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
@@ -60,6 +62,15 @@ def wait_until(pred, timeout=5.0, what="condition", interval=0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def settle(seconds, why):
+    """Lets (scaled) time pass for a check that something does NOT happen
+    (no growth, no reload, no ping): there is no event to wait for, only
+    time in which a fault would show.  Never a stand-in for waiting for
+    something that should happen: use wait_until for that."""
+    assert why
+    time.sleep(scaled(seconds))
 
 
 class Daemon:

@@ -50,17 +50,63 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
-/* Polls the status until pred holds or 5 s pass. */
+/* Seconds, times GOVERNORD_TIMEOUT_SCALE (as the Python suites scale
+ * theirs): a deadline for a condition to become true, never a fixed wait. */
+static double scaled(double seconds)
+{
+    const char *s = getenv("GOVERNORD_TIMEOUT_SCALE");
+    double f = s ? strtod(s, NULL) : 1.0;
+    return seconds * (f >= 1.0 ? f : 1.0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Polls the status until pred holds or 5 s (scaled) pass. */
 static bool wait_for(struct gov *g, struct gov_status *st,
                      bool (*pred)(const struct gov_status *, const void *), const void *arg)
 {
-    for (int i = 0; i < 500; i++) {
+    double deadline = now_s() + scaled(5);
+    for (;;) {
         gov_status(g, st);
         if (pred(st, arg))
             return true;
+        if (now_s() > deadline)
+            return false;
         sleep_ms(10);
     }
-    return false;
+}
+
+/* Polls gov_ready() until it says `want` or 5 s (scaled) pass. */
+static bool wait_ready(struct gov *g, bool want, char *err, size_t errlen)
+{
+    double deadline = now_s() + scaled(5);
+    for (;;) {
+        if (gov_ready(g, err, errlen) == want)
+            return true;
+        if (now_s() > deadline)
+            return false;
+        sleep_ms(10);
+    }
+}
+
+/* Polls the collector until it holds more than `n` blocks or 5 s (scaled) pass. */
+static bool wait_blocks(struct collector *c, uint64_t n)
+{
+    double deadline = now_s() + scaled(5);
+    uint64_t bytes, blocks;
+    for (;;) {
+        collector_count(c, &bytes, &blocks);
+        if (blocks > n)
+            return true;
+        if (now_s() > deadline)
+            return false;
+        sleep_ms(10);
+    }
 }
 
 static bool at_level(const struct gov_status *st, const void *arg)
@@ -109,7 +155,7 @@ static void governs_while_threads_race(void **state)
     struct collector *c;
     char err[256];
     enum gov_level want;
-    uint64_t gen, bytes, blocks;
+    uint64_t gen;
     (void)state;
     assert_non_null(st);
     put_bytes("memory.max", GIB);
@@ -133,9 +179,7 @@ static void governs_while_threads_race(void **state)
     assert_int_equal(collector_start(c), 0);
 
     /* the collector grows (usage in the file is fixed: 200Mi of 1Gi) */
-    sleep_ms(100);
-    collector_count(c, &bytes, &blocks);
-    assert_true(blocks > 5);
+    assert_true(wait_blocks(c, 5));
     assert_true(gov_alive(g));
     assert_true(gov_ready(g, err, sizeof(err)));
 
@@ -196,17 +240,14 @@ static void unreadable_source_makes_it_unready(void **state)
     g = gov_new(&cfg, err, sizeof(err));
     assert_non_null(g);
     assert_int_equal(gov_start(g, err, sizeof(err)), 0);
-    sleep_ms(50);
-    assert_true(gov_ready(g, err, sizeof(err)));
+    assert_true(wait_ready(g, true, err, sizeof(err)));
     snprintf(path, sizeof(path), "%s/memory.current", dir);
     assert_int_equal(unlink(path), 0);
-    sleep_ms(60);
-    assert_false(gov_ready(g, err, sizeof(err)));
+    assert_true(wait_ready(g, false, err, sizeof(err)));
     assert_non_null(strstr(err, "memory.current: No such file or directory"));
     assert_true(gov_alive(g)); /* still ticking */
     put_bytes("memory.current", 100 * MIB);
-    sleep_ms(60);
-    assert_true(gov_ready(g, err, sizeof(err)));
+    assert_true(wait_ready(g, true, err, sizeof(err)));
     gov_free(g);
 }
 
