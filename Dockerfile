@@ -22,10 +22,11 @@ RUN make -j"$(nproc)" build/governord && strip --strip-unneeded build/governord
 
 FROM debian:bookworm-slim
 # the runtime libraries of governord (pkg-config names in the Makefile:
-# libmicrohttpd libcgroup libsystemd jansson inih hiredis); libsystemd0 is in the base
+# libmicrohttpd libcgroup libsystemd jansson inih hiredis nettle); libsystemd0 is in
+# the base, libnettle8 comes with libmicrohttpd12 (through libgnutls30) anyway
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libcgroup2 libsystemd0 libjansson4 libinih1 libhiredis0.14 \
+        libmicrohttpd12 libcgroup2 libsystemd0 libjansson4 libinih1 libhiredis0.14 libnettle8 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /src/build/governord /usr/local/bin/governord
 COPY policies/default.ini /etc/governor/policy.ini

@@ -9,6 +9,8 @@
 #                   systemd unit, offline and under systemd in a VM
 #   make unit       unit tests only (cmocka)
 #   make test-chart      the Helm chart: rendered, validated, run in the loop
+#   make test-rules      the chart's alerts under `promtool test rules`, its
+#                        dashboard's expressions parsed and checked
 #   make test-container  the Dockerfile built and run with podman
 #   make test-vm    the cgroup v2 proof: boots Debian's cloud kernel under
 #                   QEMU and runs governord on its real v2 memory controller
@@ -21,7 +23,7 @@
 # Variants build into their own directories: build/ (release), build/asan,
 # build/tsan.  Every library comes from pkg-config.
 
-PKGS      := libmicrohttpd libcgroup libsystemd jansson inih hiredis
+PKGS      := libmicrohttpd libcgroup libsystemd jansson inih hiredis nettle
 TEST_PKGS := cmocka
 
 BUILD     ?= build
@@ -64,7 +66,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-container test-systemd test-vm test-browser test-fuzz \
+        test-kernel test-chart test-rules test-container test-systemd test-vm test-browser test-fuzz \
         test-valgrind lint demo screenshot clean
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
@@ -117,6 +119,7 @@ TEST_TARGETS += integration
 TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
 TEST_TARGETS += test-chart
+TEST_TARGETS += test-rules
 TEST_TARGETS += test-container
 TEST_TARGETS += test-systemd
 TEST_TARGETS += test-vm
@@ -165,6 +168,12 @@ test-kernel: $(BUILD)/governord
 test-chart: $(BUILD)/governord
 	SHARED_DIR=$(SHARED_DIR) GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/chart
+
+# the chart's alerts (promtool test rules) and the dashboard's and the rules'
+# expressions (parsed by promtool, names checked against a real scrape)
+test-rules: $(BUILD)/governord
+	SHARED_DIR=$(SHARED_DIR) GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
+	    tests/rules
 
 # about a minute and a half: debootstrap (~25 s), podman build (~25 s), 30 s run
 test-container:
@@ -231,7 +240,7 @@ FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 -Igovernor -Iapp -Itests/fuzz $(shell pkg-config --cflags inih 2>/dev/null)
 fuzz_src_policy       := governor/policy.c governor/quantity.c governor/util.c governor/utf8.c
-fuzz_libs_policy      := $(shell pkg-config --libs inih 2>/dev/null) -lm
+fuzz_libs_policy      := $(shell pkg-config --libs inih nettle 2>/dev/null) -lm
 fuzz_src_quantity     := governor/quantity.c
 fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c governor/utf8.c
 fuzz_src_proc         := governor/cgroup_parse.c governor/util.c governor/utf8.c

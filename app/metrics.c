@@ -14,11 +14,13 @@
  * The body goes to an open_memstream; any write error yields NULL. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,8 +147,9 @@ static void memory_families(FILE *f, const struct gov_status *st)
     for (size_t i = 0; i < ARRAY_SIZE(sources); i++)
         u64_sample(f, "governor_memory_limit_source", "source",
                    gov_limit_source_name(sources[i]), st->limit_source == sources[i]);
-    gauge_u64(f, "governor_memory_usage_bytes",
-              "Memory usage as the policy's signal measures it (working set or current).",
+    gauge_u64(f, "governor_memory_signal_bytes",
+              "Memory usage as the policy's signal measures it (working set or current): "
+              "the figure the thresholds are compared with.",
               st->usage);
     gauge_u64(f, "governor_memory_current_bytes",
               "Raw usage of the cgroup, page cache included (memory.current).", s->current);
@@ -159,9 +162,10 @@ static void memory_families(FILE *f, const struct gov_status *st)
     if (s->peak)
         gauge_u64(f, "governor_memory_peak_bytes",
                   "Highest usage the kernel recorded for the cgroup (memory.peak).", s->peak);
-    family(f, "governor_memory_usage_ratio", "gauge",
-           "Usage divided by the effective limit (+Inf for any usage against a zero limit).");
-    double_sample(f, "governor_memory_usage_ratio", NULL, NULL, st->ratio);
+    family(f, "governor_memory_signal_ratio", "gauge",
+           "The signal divided by the effective limit (+Inf for any usage against a zero "
+           "limit).");
+    double_sample(f, "governor_memory_signal_ratio", NULL, NULL, st->ratio);
 
     family(f, "governor_memory_events_total", "counter",
            "Events of the cgroup by kind, from memory.events (hierarchical).");
@@ -311,6 +315,60 @@ static void http_families(FILE *f, const struct http_stats *h)
     }
 }
 
+/* ---- process metrics (the names every Prometheus client library exports) -- */
+
+static void process_families(FILE *f, const struct app_info *app)
+{
+    struct metrics_process p;
+    uint64_t n;
+
+    if (metrics_process_read(&p) == 0) {
+        family(f, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.");
+        double_sample(f, "process_cpu_seconds_total", NULL, NULL, p.cpu_seconds);
+        gauge_u64(f, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                  p.virtual_bytes);
+        gauge_u64(f, "process_resident_memory_bytes", "Resident memory size in bytes.",
+                  p.resident_bytes);
+    }
+    if (metrics_open_fds(&n) == 0)
+        gauge_u64(f, "process_open_fds", "Number of open file descriptors.", n);
+    if (metrics_max_fds(&n) == 0)
+        gauge_u64(f, "process_max_fds", "Maximum number of open file descriptors.", n);
+    family(f, "process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.");
+    double_sample(f, "process_start_time_seconds", NULL, NULL,
+                  app->process_start_s > 0 ? app->process_start_s
+                                           : (double)app->start_wall_ms / 1000.0);
+}
+
+/* ---- the policy's identity ---------------------------------------------- */
+
+static void policy_info_family(FILE *f, const struct gov_status *st)
+{
+    family(f, "governor_policy_info", "gauge",
+           "Always 1; the policy in force: sha256 is the hex SHA-256 of its bytes (of the "
+           "embedded text when there is no file), source its path or \"embedded\".");
+    series(f, "governor_policy_info", "sha256", st->policy_sha256, "source", st->policy_source);
+    fputs("1\n", f);
+}
+
+/* ---- deprecated names, kept for one release (README, "Metrics") ------------ */
+
+/* governor_memory_usage_bytes meant the policy's signal, which is not what
+ * cAdvisor's container_memory_usage_bytes means (memory.current); the
+ * series is governor_memory_signal_bytes now. */
+static void deprecated_memory_families(FILE *f, const struct gov_status *st)
+{
+    gauge_u64(f, "governor_memory_usage_bytes",
+              "Deprecated alias of governor_memory_signal_bytes (removed in the next release; "
+              "for raw usage see governor_memory_current_bytes).",
+              st->usage);
+    family(f, "governor_memory_usage_ratio", "gauge",
+           "Deprecated alias of governor_memory_signal_ratio (removed in the next release).");
+    double_sample(f, "governor_memory_usage_ratio", NULL, NULL, st->ratio);
+}
+
 char *metrics_render(const struct gov_status *st, const struct app_info *app,
                      const struct http_stats *http, size_t *len)
 {
@@ -329,11 +387,14 @@ char *metrics_render(const struct gov_status *st, const struct app_info *app,
     double_sample(f, "governor_process_start_time_seconds", NULL, NULL,
                   app->process_start_s > 0 ? app->process_start_s
                                            : (double)app->start_wall_ms / 1000.0);
+    process_families(f, app);
     memory_families(f, st);
+    deprecated_memory_families(f, st);
     governor_families(f, st);
     counter_u64(f, "governor_collector_alloc_failures_total",
                 "Blocks the collector was admitted to allocate but could not (mmap failed).",
                 collector_alloc_failures(app->collector));
+    policy_info_family(f, st);
     http_families(f, http);
     counter_families(f, &http->store);
 
@@ -408,5 +469,90 @@ int metrics_process_start_time(double *out)
     if (real < 0 || boot < 0)
         return -1;
     *out = real - boot + (double)ticks / (double)hz;
+    return 0;
+}
+
+/* ---- process figures from /proc/self (process_* families) ---------------- */
+
+int metrics_parse_process_stat(const char *proc_stat, long hz, long page_size,
+                               struct metrics_process *out)
+{
+    /* after "pid (comm)": utime 14, stime 15, vsize 23, rss 24 */
+    unsigned long long v[25] = {0};
+    const char *p = strrchr(proc_stat, ')');
+    char *end;
+
+    if (!p || hz <= 0 || page_size <= 0)
+        return -1;
+    p++;
+    for (int field = 3; field <= 24; field++) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            return -1;
+        if (field >= 14) {
+            if (*p < '0' || *p > '9') {
+                /* only the numeric fields we do not read may be signed */
+                if (field == 14 || field == 15 || field == 23 || field == 24)
+                    return -1;
+                while (*p && *p != ' ')
+                    p++;
+                continue;
+            }
+            errno = 0;
+            v[field] = strtoull(p, &end, 10);
+            if (errno || (*end != ' ' && *end != '\n' && *end != '\0'))
+                return -1;
+            p = end;
+        } else {
+            while (*p && *p != ' ')
+                p++;
+        }
+    }
+    out->cpu_seconds = (double)(v[14] + v[15]) / (double)hz;
+    out->virtual_bytes = v[23];
+    out->resident_bytes = v[24] * (unsigned long long)page_size;
+    return 0;
+}
+
+int metrics_process_read(struct metrics_process *out)
+{
+    char buf[1024];
+    ssize_t n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return metrics_parse_process_stat(buf, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), out);
+}
+
+int metrics_open_fds(uint64_t *out)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    uint64_t n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    *out = n > 0 ? n - 1 : 0; /* not the directory's own descriptor */
+    return 0;
+}
+
+int metrics_max_fds(uint64_t *out)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    *out = (uint64_t)rl.rlim_cur;
     return 0;
 }

@@ -41,4 +41,27 @@ int metrics_parse_starttime(const char *proc_stat, unsigned long long *ticks);
  * now(REALTIME) - now(BOOTTIME) + starttime.  Returns 0 or -1. */
 int metrics_process_start_time(double *out);
 
+/* The process_* figures of the Prometheus client libraries. */
+struct metrics_process {
+    double cpu_seconds;       /* utime + stime */
+    uint64_t virtual_bytes;   /* vsize */
+    uint64_t resident_bytes;  /* rss pages * page size */
+};
+
+/* Extracts utime, stime (fields 14, 15, clock ticks of hz), vsize (23, bytes)
+ * and rss (24, pages of page_size) from the text of /proc/PID/stat.
+ * Returns 0 or -1 when the text is malformed. */
+int metrics_parse_process_stat(const char *proc_stat, long hz, long page_size,
+                               struct metrics_process *out);
+
+/* The same for this process, from /proc/self/stat.  Returns 0 or -1. */
+int metrics_process_read(struct metrics_process *out);
+
+/* Open file descriptors of this process (entries of /proc/self/fd, less the
+ * one that reads it).  Returns 0 or -1. */
+int metrics_open_fds(uint64_t *out);
+
+/* The soft RLIMIT_NOFILE.  Returns 0 or -1. */
+int metrics_max_fds(uint64_t *out);
+
 #endif

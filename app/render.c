@@ -184,6 +184,12 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         counter_json(cs));
     if (!root)
         return NULL;
+    /* the policy's identity, compared across pods (README, "Roll-outs") */
+    if (json_object_set_new(json_object_get(root, "policy"), "sha256",
+                            json_string(st->policy_sha256)) < 0) {
+        json_decref(root);
+        return NULL;
+    }
     out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (out && len)

@@ -99,6 +99,7 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     g->status.policy = g->policy;
     gov_strlcpy(g->status.policy_source, g->policy_path ? g->policy_path : "embedded",
                 sizeof(g->status.policy_source));
+    gov_policy_sha256_hex(content ? content : "", content_len, g->status.policy_sha256);
     g->status.policy_generation = 1;
     g->status.policy_loaded_wall_ms = gov_wall_ms();
     g->status.started_wall_ms = gov_wall_ms();

@@ -105,6 +105,7 @@ struct gov_status {
     /* policy */
     struct gov_policy policy;
     char policy_source[PATH_MAX];      /* file path, or "embedded" */
+    char policy_sha256[GOV_POLICY_SHA256_HEX]; /* hex SHA-256 of its bytes */
     uint64_t policy_generation;        /* 1 for the policy loaded at start */
     int64_t policy_loaded_wall_ms;
     char policy_error[512];            /* last rejected reload, "" if none since */

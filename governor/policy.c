@@ -11,13 +11,18 @@
  * the format: parsing, range checks, printing and JSON rendering all walk it.
  *
  * Cross-field rules (threshold order) run after all keys are read, so that a
- * file may list keys in any order. */
+ * file may list keys in any order.
+ *
+ * The SHA-256 of a policy's bytes comes from nettle (Debian's libnettle8):
+ * a small library that libgnutls, and so the base image, already carries,
+ * where OpenSSL's libcrypto would add megabytes for one hash. */
 #include "policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <math.h>
+#include <nettle/sha2.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -709,4 +714,22 @@ void gov_policy_write(const struct gov_policy *p, FILE *f)
 {
     struct { FILE *f; const char *section; } w = {f, NULL};
     gov_policy_foreach(p, write_key, &w);
+}
+
+void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+    _Static_assert(GOV_POLICY_SHA256_HEX == 2 * SHA256_DIGEST_SIZE + 1, "hex size");
+    struct sha256_ctx ctx;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+
+    sha256_init(&ctx);
+    if (len)
+        sha256_update(&ctx, len, data);
+    sha256_digest(&ctx, sizeof(digest), digest);
+    for (size_t i = 0; i < sizeof(digest); i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 0xf];
+    }
+    hex[GOV_POLICY_SHA256_HEX - 1] = '\0';
 }

@@ -110,6 +110,14 @@ void gov_policy_foreach(const struct gov_policy *p,
 /* Writes p as a complete INI policy (the effective policy). */
 void gov_policy_write(const struct gov_policy *p, FILE *f);
 
+/* Length of a hex SHA-256 with its NUL. */
+#define GOV_POLICY_SHA256_HEX 65
+
+/* Writes the lowercase hex SHA-256 of the len bytes at data (the policy
+ * file's bytes, or the embedded text) into hex: the identity of a policy on
+ * /governor and in governor_policy_info, so that pods can be compared. */
+void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX]);
+
 /* Names used in files, logs and JSON. */
 const char *gov_mode_name(enum gov_mode m);
 const char *gov_signal_name(enum gov_signal s);

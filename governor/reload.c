@@ -234,6 +234,7 @@ static void apply(struct gov *g, const char *trigger, const struct gov_policy *p
 
     pthread_mutex_lock(&g->state_lock);
     g->status.policy = *p;
+    gov_policy_sha256_hex(content, len, g->status.policy_sha256);
     g->status.policy_generation++;
     g->status.policy_loaded_wall_ms = gov_wall_ms();
     g->status.policy_error[0] = '\0';

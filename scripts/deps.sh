@@ -12,6 +12,8 @@ set -eu
 
 # one group per line, so that additions merge cleanly
 BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
+# SHA-256 of the policy (governor/policy.c): nettle, already a dependency of libgnutls
+BUILD_PKGS="$BUILD_PKGS nettle-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
 # the counter's Redis store: hiredis to build, a real redis-server for the tests
 BUILD_PKGS="$BUILD_PKGS libhiredis-dev"

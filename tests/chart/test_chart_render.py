@@ -408,3 +408,225 @@ def test_redis_url_password_and_bundled_redis(renderer):
     assert not restricted_violations(sts["spec"]["template"]["spec"])
     # the Service selects the Redis pod only, not governord's pods
     assert svc[0]["spec"]["selector"]["app.kubernetes.io/component"] == "counter-redis"
+
+
+# ---- escape hatches, monitoring objects, the policy check hook (issue 12) ----
+
+EVERYTHING = {
+    "image": {"registry": "ghcr.io/example",
+              "digest": "sha256:" + "0123456789abcdef" * 4},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "commonLabels": {"team": "platform"},
+    "podLabels": {"tier": "backend"},
+    "podAnnotations": {"example.com/note": "x"},
+    "priorityClassName": "high",
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "extraEnv": [{"name": "A", "value": "1"}],
+    "envFrom": [{"configMapRef": {"name": "extra"}}],
+    "extraVolumes": [{"name": "scratch", "emptyDir": {}}],
+    "extraVolumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+    "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"},
+                     "failureThreshold": 30, "periodSeconds": 1},
+    "autoscaling": {"enabled": True,
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}},
+    "revisionHistoryLimit": 3,
+    "networkPolicy": {"enabled": True, "from": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
+    "serviceMonitor": {"enabled": True, "namespace": "monitoring",
+                       "relabelings": [{"action": "replace", "targetLabel": "cluster",
+                                        "replacement": "prod"}],
+                       "metricRelabelings": [{"action": "drop", "sourceLabels": ["__name__"],
+                                              "regex": "governor_memory_usage_.*"}]},
+    "podMonitor": {"enabled": True},
+    "prometheusRule": {"enabled": True, "ruleLabels": {"team": "platform"}},
+    "grafanaDashboard": {"enabled": True},
+    "policyCheck": {"enabled": True},
+}
+EVERYTHING_KINDS = sorted(BASE_KINDS + ["ConfigMap", "ConfigMap", "HorizontalPodAutoscaler",
+                                        "Job", "NetworkPolicy", "PodMonitor", "PrometheusRule",
+                                        "ServiceMonitor"])
+
+
+def render_values(renderer, tmp_path, values, *args):
+    f = tmp_path / "values.yaml"
+    f.write_text(yaml.safe_dump(values))
+    return renderer.render("-f", str(f), *args)
+
+
+def test_every_new_value_renders_and_validates_strictly(renderer, tmp_path):
+    text = render_values(renderer, tmp_path, EVERYTHING)
+    docs = documents(text)
+    assert kinds(docs) == EVERYTHING_KINDS
+    r = validate(text)
+    assert r.returncode == 0 and f"{len(docs)} resources found" in r.stdout \
+        and "Invalid: 0" in r.stdout, r.stdout
+    dep = one(docs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    c = container(dep)
+    assert c["image"] == "ghcr.io/example/governord@sha256:" + "0123456789abcdef" * 4
+    assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert spec["priorityClassName"] == "high"
+    (tsc,) = spec["topologySpreadConstraints"]
+    assert tsc["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert {"name": "A", "value": "1"} in c["env"]
+    assert c["envFrom"] == [{"configMapRef": {"name": "extra"}}]
+    assert {"name": "scratch", "mountPath": "/scratch"} in c["volumeMounts"]
+    assert {"name": "scratch", "emptyDir": {}} in spec["volumes"]
+    assert c["startupProbe"]["failureThreshold"] == 30
+    assert dep["spec"]["revisionHistoryLimit"] == 3
+    assert one(docs, "HorizontalPodAutoscaler")["spec"]["behavior"] == \
+        {"scaleDown": {"stabilizationWindowSeconds": 600}}
+    for d in docs:
+        assert d["metadata"]["labels"]["team"] == "platform", d["kind"]
+    assert dep["spec"]["template"]["metadata"]["labels"]["tier"] == "backend"
+    sm = one(docs, "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == "monitoring"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert sm["spec"]["endpoints"][0]["relabelings"][0]["targetLabel"] == "cluster"
+    assert sm["spec"]["endpoints"][0]["metricRelabelings"][0]["action"] == "drop"
+    pm = one(docs, "PodMonitor")
+    assert pm["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    np_ = one(docs, "NetworkPolicy")
+    assert np_["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert np_["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert restricted_violations(spec) == []
+
+
+def test_image_registry_and_tag(renderer):
+    c = container(one(documents(renderer.render("--set", "image.registry=registry.local:5000",
+                                                "--set", "image.tag=1.2.3")), "Deployment"))
+    assert c["image"] == "registry.local:5000/governord:1.2.3"
+    c = container(one(documents(renderer.render()), "Deployment"))
+    assert c["image"] == "governord:0.1.0"
+
+
+def test_scrape_annotations_only_without_an_operator_monitor(renderer):
+    for args in (["--set", "serviceMonitor.enabled=true"], ["--set", "podMonitor.enabled=true"]):
+        dep = one(documents(renderer.render(*args)), "Deployment")
+        ann = dep["spec"]["template"]["metadata"].get("annotations", {})
+        assert not any(k.startswith("prometheus.io/") for k in ann), args
+
+
+def test_chart_bump_alone_does_not_change_the_pod_template(renderer, tmp_path):
+    """helm.sh/chart stays out of the pod template: a new chart version with
+    the same values and appVersion leaves the template (and the pods) alone."""
+    import shutil
+    bumped = tmp_path / "metrics-app"
+    shutil.copytree(CHART, bumped)
+    chart_yaml = (bumped / "Chart.yaml").read_text().replace("version: 0.1.0", "version: 0.1.1")
+    (bumped / "Chart.yaml").write_text(chart_yaml)
+    old = one(documents(renderer.render()), "Deployment")
+    r = subprocess.run(renderer.cmd + ["rel", str(bumped), "-n", NAMESPACE],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    new = one(documents(r.stdout), "Deployment")
+    assert old["metadata"]["labels"]["helm.sh/chart"] != new["metadata"]["labels"]["helm.sh/chart"]
+    assert old["spec"]["template"] == new["spec"]["template"]
+    assert "helm.sh/chart" not in new["spec"]["template"]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--set", "resources.limts.memory=256Mi"], "limts"),
+    (["--set", "resources.limits.memroy=256Mi"], "memroy"),
+    (["--set", "resources.requests.cpu=fast"], "cpu"),
+    (["--set", "image.digest=latest"], "digest"),
+    (["--set", "image.tag=1", "--set", "image.registy=x"], "registy"),
+    (["--set", "serviceMonitor.relabelings[0].targetLabl=x"], "targetLabl"),
+    (["--set", "podMonitor.interval=soon"], "interval"),
+    (["--set", "prometheusRule.enable=true"], "enable"),
+    (["--set", "grafanaDashboard.lable=x"], "lable"),
+    (["--set", "policyCheck.resources.limits.memory=32MB"], "memory"),
+    (["--set", "networkPolicy.from[0].podSelecter.a=b"], "podSelecter"),
+    (["--set", "autoscaling.behavior.scaledown.x=1"], "scaledown"),
+    (["--set", "topologySpreadConstraints[0].maxSkew=1"], "topologyKey"),
+    (["--set", "extraVolumeMounts[0].name=x", "--set", "extraVolumeMounts[0].mountPath=/etc/governor"],
+     "extraVolumeMounts"),
+    (["--set", "resizePolicy[0].resourceName=memory",
+      "--set", "resizePolicy[0].restartPolicy=Sometimes"], "restartPolicy"),
+])
+def test_schema_refuses_typos_in_new_values(renderer, args, word):
+    r = renderer.run(*args)
+    assert r.returncode != 0, f"{args} accepted"
+    assert word in r.stderr, r.stderr
+
+
+def test_policy_check_hook_runs_check_policy_on_the_rendered_policy(renderer, tmp_path):
+    """The hook Job renders and validates, runs before install and upgrade,
+    and its command, on the hook ConfigMap's policy, passes a good policy and
+    fails a broken one (so `helm upgrade` fails)."""
+    docs = documents(renderer.render("--set", "policyCheck.enabled=true"))
+    job = one(docs, "Job")
+    r = validate(yaml.safe_dump_all(docs))
+    assert r.returncode == 0 and "Invalid: 0" in r.stdout, r.stdout
+    cms = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    ann = job["metadata"]["annotations"]
+    assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
+    spec = job["spec"]["template"]["spec"]
+    assert job["spec"]["backoffLimit"] == 0 and spec["restartPolicy"] == "Never"
+    assert restricted_violations(spec) == []
+    (c,) = spec["containers"]
+    assert c["image"] == container(one(docs, "Deployment"))["image"]
+    (mount,) = c["volumeMounts"]
+    (vol,) = spec["volumes"]
+    cm = cms[vol["configMap"]["name"]]
+    # the ConfigMap is a hook too, created first (lower weight)
+    assert cm["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(cm["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
+        int(ann["helm.sh/hook-weight"])
+    assert cm["data"]["policy.ini"] == DEFAULT_POLICY
+    argv = c["command"]
+    assert argv[:2] == ["/usr/local/bin/governord", "--check-policy"]
+    (key,) = cm["data"]
+    assert argv[2] == mount["mountPath"].rstrip("/") + "/" + key
+    for policy, ok in ((DEFAULT_POLICY, True), ("[thresholds]\nhigh = 2\n", False)):
+        d = tmp_path / ("good" if ok else "bad")
+        d.mkdir()
+        (d / key).write_text(policy)
+        r = subprocess.run([governord(), "--check-policy", str(d / key)], capture_output=True,
+                           text=True)
+        assert (r.returncode == 0) == ok, r.stderr
+    # a broken policy value renders the same Job around it (the cluster runs it)
+    bad = documents(renderer.render("--set", "policyCheck.enabled=true",
+                                    "--set-string", "policy=[thresholds]\nhigh = 2\n"))
+    assert one(bad, "Job")["spec"]["template"]["spec"]["containers"][0]["command"] == argv
+
+
+def test_vpa_guidance_and_resize_policy(default_docs):
+    """README "VPA and in-place resize": memory stays out of VPA's control,
+    requests = limits for memory, and an in-place resize keeps the pod."""
+    dep = one(default_docs, "Deployment")
+    c = container(dep)
+    res = c["resources"]
+    assert res["requests"]["memory"] == res["limits"]["memory"]
+    assert {"resourceName": "memory", "restartPolicy": "NotRequired"} in c["resizePolicy"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert "targetMemoryUtilizationPercentage" not in values["autoscaling"]
+    vpa = yaml.safe_load((REPO / "deploy" / "vpa.yaml").read_text())
+    assert vpa["kind"] == "VerticalPodAutoscaler"
+    assert vpa["spec"]["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "metrics-app"}
+    assert vpa["spec"]["updatePolicy"]["updateMode"] in ("Off", "Initial", "InPlaceOrRecreate")
+    for p in vpa["spec"]["resourcePolicy"]["containerPolicies"]:
+        assert p["containerName"] == c["name"]
+        assert p["controlledResources"] == ["cpu"], "memory must stay out of VPA's control"
+        assert "memory" not in p.get("minAllowed", {}) and "memory" not in p.get("maxAllowed", {})
+    readme = (REPO / "README.md").read_text()
+    assert "deploy/vpa.yaml" in readme
+
+
+def test_chart_readme_lists_every_value():
+    """charts/metrics-app/README.md has a row for every leaf of values.yaml."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+
+    def leaves(v, prefix=""):
+        if isinstance(v, dict) and v:
+            for k, sub in v.items():
+                yield from leaves(sub, f"{prefix}{k}.")
+        else:
+            yield prefix[:-1]
+
+    missing = [k for k in leaves(values) if f"`{k}`" not in readme]
+    assert not missing, f"charts/metrics-app/README.md does not list {missing}"

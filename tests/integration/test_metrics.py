@@ -5,9 +5,12 @@ parser and linter; exit 3 on lint findings fails) and by a strict parser of
 the text format here, whose values are compared with what the test did --
 the usage it wrote into the cgroup files, the requests it made, the policy
 files it wrote, the moment it started the process."""
+import hashlib
 import os
+import resource
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,12 +36,14 @@ REQUIRED = {
     "governor_memory_readable": "gauge",
     "governor_memory_limit_bytes": "gauge",
     "governor_memory_limit_source": "gauge",
-    "governor_memory_usage_bytes": "gauge",
+    "governor_memory_signal_bytes": "gauge",
+    "governor_memory_usage_bytes": "gauge",  # deprecated alias, one release
     "governor_memory_current_bytes": "gauge",
     "governor_memory_working_set_bytes": "gauge",
     "governor_memory_inactive_file_bytes": "gauge",
     "governor_memory_peak_bytes": "gauge",
-    "governor_memory_usage_ratio": "gauge",
+    "governor_memory_signal_ratio": "gauge",
+    "governor_memory_usage_ratio": "gauge",  # deprecated alias, one release
     "governor_memory_events_total": "counter",
     "governor_memory_oom_kills_total": "counter",
     "governor_memory_pressure_stall_seconds_total": "counter",
@@ -55,11 +60,19 @@ REQUIRED = {
     "governor_policy_generation": "gauge",
     "governor_policy_reloads_total": "counter",
     "governor_policy_loaded_timestamp_seconds": "gauge",
+    "governor_policy_info": "gauge",
     "governor_wakeups_total": "counter",
     "governor_ticks_total": "counter",
     "governor_sample_errors_total": "counter",
     "governor_visits_total": "counter",
     "governor_http_requests_total": "counter",
+    # the standard process metrics of the Prometheus client libraries
+    "process_cpu_seconds_total": "counter",
+    "process_resident_memory_bytes": "gauge",
+    "process_virtual_memory_bytes": "gauge",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
+    "process_start_time_seconds": "gauge",
 }
 
 
@@ -77,7 +90,7 @@ def test_families_types_and_first_values(daemons, tmp_path):
         assert f[name]["type"] == kind, f"{name} is a {f[name]['type']}, not {kind}"
         assert f[name]["help"], f"{name} has no HELP text"
     for name, fam in f.items():
-        assert name.startswith("governor_"), name
+        assert name.startswith(("governor_", "process_")), name
         assert name.endswith("_total") == (fam["type"] == "counter"), name
 
     assert value(f, "governor_build_info", version="0.1.0") == 1
@@ -88,9 +101,11 @@ def test_families_types_and_first_values(daemons, tmp_path):
     assert value(f, "governor_memory_current_bytes") == 300 * MIB
     assert value(f, "governor_memory_inactive_file_bytes") == 20 * MIB
     assert value(f, "governor_memory_working_set_bytes") == 280 * MIB
-    assert value(f, "governor_memory_usage_bytes") == 280 * MIB  # signal = working_set
+    assert value(f, "governor_memory_signal_bytes") == 280 * MIB  # signal = working_set
+    assert value(f, "governor_memory_usage_bytes") == 280 * MIB  # its old name
     assert value(f, "governor_memory_peak_bytes") == 300 * MIB
-    assert value(f, "governor_memory_usage_ratio") == pytest.approx(280 / 1024, rel=1e-12)
+    assert value(f, "governor_memory_signal_ratio") == pytest.approx(280 / 1024, rel=1e-12)
+    assert value(f, "governor_memory_usage_ratio") == value(f, "governor_memory_signal_ratio")
     assert value(f, "governor_memory_pressure_stall_seconds_total", kind="some") == 1.5
     assert value(f, "governor_memory_pressure_stall_seconds_total", kind="full") == 0.25
     levels = {lv: value(f, "governor_level", level=lv)
@@ -116,7 +131,8 @@ def test_process_start_time_is_the_real_start(daemons, tmp_path):
     g = start(daemons, policy, cg)
     time.sleep(0.3)  # a start time taken at scrape time would now be visibly late
     f = scrape(g, tmp_path)
-    t = value(f, "governor_process_start_time_seconds")
+    t = value(f, "process_start_time_seconds")
+    assert value(f, "governor_process_start_time_seconds") == t
     # starttime has clock-tick (10 ms) resolution and is taken at fork
     assert g.spawned_at - 0.05 <= t <= g.spawned_done + 0.05, (g.spawned_at, t)
     # the same figure the Prometheus client libraries compute: btime + starttime
@@ -157,7 +173,7 @@ def test_values_move_after_shrinks(daemons, tmp_path):
     assert value(high, "governor_level", level="high") == 1
     assert value(high, "governor_level", level="normal") == 0
     assert value(high, "governor_memory_current_bytes") == int(0.90 * GIB)
-    assert value(high, "governor_memory_usage_ratio") == pytest.approx(0.90, rel=1e-9)
+    assert value(high, "governor_memory_signal_ratio") == pytest.approx(0.90, rel=1e-9)
     # the shrink wanted 30% of the limit, more than the buffer: all of it went
     assert value(high, "governor_released_bytes_total", level="high") >= held
     assert value(high, "governor_released_bytes_total", level="high") % MIB == 0
@@ -302,4 +318,81 @@ def test_unreadable_memory_source_is_visible(daemons, tmp_path):
     f = wait_until(lambda: (lambda m: m if value(m, "governor_memory_readable") == 1
                             else None)(scrape(g, tmp_path)), 5, "readable 1")
     assert value(f, "governor_memory_current_bytes") == 200 * MIB
+    assert g.stop() == 0
+
+
+def test_process_metrics_are_this_process(daemons, tmp_path):
+    """process_* agree with what the kernel says about the daemon's pid."""
+    cg = CgroupDir(tmp_path / "cgroup")
+    policy = write_file(tmp_path / "policy.ini", policy_text())
+    g = start(daemons, policy, cg)
+    f = scrape(g, tmp_path)
+    with open(f"/proc/{g.pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    hz, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    cpu = (int(fields[11]) + int(fields[12])) / hz
+    # CPU only grows; the scrape came first
+    assert 0 <= value(f, "process_cpu_seconds_total") <= cpu + 1e-9
+    vsize, rss = int(fields[20]), int(fields[21]) * page
+    assert value(f, "process_virtual_memory_bytes") == pytest.approx(vsize, rel=0.5)
+    assert value(f, "process_resident_memory_bytes") == pytest.approx(rss, rel=0.5)
+    assert value(f, "process_resident_memory_bytes") < value(f, "process_virtual_memory_bytes")
+    fds = len(os.listdir(f"/proc/{g.pid}/fd"))
+    assert abs(value(f, "process_open_fds") - fds) <= 2, fds  # a connection comes and goes
+    soft = resource.prlimit(g.pid, resource.RLIMIT_NOFILE)[0]
+    assert value(f, "process_max_fds") == soft
+    assert g.stop() == 0
+
+
+def test_policy_hash_on_metrics_and_governor(daemons, tmp_path):
+    """governor_policy_info and /governor carry the SHA-256 of the file's bytes,
+    and follow a reload; a rejected file does not change them."""
+    cg = CgroupDir(tmp_path / "cgroup")
+    path = str(tmp_path / "policy.ini")
+    first = policy_text()
+    write_file(path, first)
+    g = start(daemons, path, cg)
+
+    def info(m):
+        (labels,) = m["governor_policy_info"]["samples"]
+        assert m["governor_policy_info"]["samples"][labels] == 1
+        return dict(labels)
+
+    f = scrape(g, tmp_path)
+    want = hashlib.sha256(first.encode()).hexdigest()
+    assert info(f) == {"sha256": want, "source": path}
+    assert g.status()["policy"]["sha256"] == want
+
+    second = policy_text(mode="observe")
+    write_file(path + ".new", second)
+    os.rename(path + ".new", path)
+    f = wait_until(lambda: (lambda m: m if value(m, "governor_policy_generation") == 2
+                            else None)(scrape(g, tmp_path)), 5, "generation 2")
+    want = hashlib.sha256(second.encode()).hexdigest()
+    assert info(f)["sha256"] == want
+    assert g.status()["policy"]["sha256"] == want
+
+    write_file(path + ".new", "[thresholds]\nhigh = 2\n")
+    os.rename(path + ".new", path)
+    f = wait_until(lambda: (lambda m: m if value(m, "governor_policy_reloads_total",
+                                                 result="failure") == 1 else None)(
+        scrape(g, tmp_path)), 5, "a failed reload")
+    assert info(f)["sha256"] == want
+    assert g.status()["policy"]["sha256"] == want
+    assert g.stop() == 0
+
+
+def test_embedded_policy_hash(daemons, tmp_path):
+    """Without a file, the hash is that of the embedded text (policies/default.ini)."""
+    cg = CgroupDir(tmp_path / "cgroup")
+    g = daemons(["--cgroup", cg.path])
+    st = g.status()
+    if st["policy"]["source"] == "embedded":
+        default = (Path(__file__).resolve().parents[2] / "policies" / "default.ini").read_bytes()
+    else:  # a machine with governord installed: its default file is used
+        default = Path(st["policy"]["source"]).read_bytes()
+    assert st["policy"]["sha256"] == hashlib.sha256(default).hexdigest()
+    f = scrape(g, tmp_path)
+    assert value(f, "governor_policy_info", sha256=st["policy"]["sha256"],
+                 source=st["policy"]["source"]) == 1
     assert g.stop() == 0

@@ -167,11 +167,19 @@ static void governs_while_threads_race(void **state)
     assert_non_null(st);
     put_bytes("memory.max", GIB);
     put_bytes("memory.current", 200 * MIB);
-    put(policy_dir, "policy.ini",
-        "[governor]\ninterval_ms = 10\ncooldown_ms = 0\n"
-        "[collector]\nblock_size = 1Mi\ninterval_ms = 1\n");
+    static const char first[] = "[governor]\ninterval_ms = 10\ncooldown_ms = 0\n"
+                                "[collector]\nblock_size = 1Mi\ninterval_ms = 1\n";
+    static const char second[] =
+        "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
+        "[collector]\nblock_size = 2Mi\ninterval_ms = 1\n[thresholds]\nhigh = 0.92\n";
+    char sha[GOV_POLICY_SHA256_HEX];
+    put(policy_dir, "policy.ini", first);
     g = gov_new(&cfg, err, sizeof(err));
     assert_non_null(g);
+    /* the published hash is that of the file's bytes, and follows reloads */
+    gov_status(g, st);
+    gov_policy_sha256_hex(first, strlen(first), sha);
+    assert_string_equal(st->policy_sha256, sha);
     c = collector_new(g);
     assert_non_null(c);
     assert_int_equal(gov_start(g, err, sizeof(err)), 0);
@@ -193,12 +201,12 @@ static void governs_while_threads_race(void **state)
     assert_true(st->counters.released_bytes[GOV_LEVEL_HIGH] >= MIB);
 
     /* the policy file changes: new generation through the directory watch */
-    put(policy_dir, "policy.ini",
-        "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
-        "[collector]\nblock_size = 2Mi\ninterval_ms = 1\n[thresholds]\nhigh = 0.92\n");
+    put(policy_dir, "policy.ini", second);
     gen = 2;
     assert_true(wait_for(g, st, at_generation, &gen));
     assert_int_equal(st->policy.block_size, 2 * MIB);
+    gov_policy_sha256_hex(second, strlen(second), sha);
+    assert_string_equal(st->policy_sha256, sha);
 
     /* a broken update is rejected; the old policy stays */
     put(policy_dir, "policy.ini", "[governor]\ninterval_ms = fast\n");
@@ -206,6 +214,7 @@ static void governs_while_threads_race(void **state)
     assert_int_equal(st->policy_generation, 2);
     assert_non_null(strstr(st->policy_error, "interval_ms: 'fast' is not a whole number"));
     assert_int_equal(st->policy.block_size, 2 * MIB);
+    assert_string_equal(st->policy_sha256, sha); /* the rejected bytes are not in force */
 
     /* SIGHUP's path: fixed file, explicit reload request */
     put(policy_dir, "policy.ini", "[governor]\ninterval_ms = 10\n[collector]\nenabled = false\n");

@@ -118,6 +118,50 @@ static void parses_proc_stat_starttime(void **state)
                      -1);
 }
 
+static void parses_proc_stat_process_figures(void **state)
+{
+    struct metrics_process p;
+    (void)state;
+    /* utime 150, stime 50 (ticks of 100 Hz), priority -2 and nice -5 (signed),
+     * vsize 123456789, rss 300 pages of 4096 */
+    assert_int_equal(metrics_parse_process_stat("42 (gov ernor) d) S 1 42 42 0 -1 4194560 120 0 0 "
+                                                "0 150 50 0 0 -2 -5 3 0 987654 123456789 300 "
+                                                "18446744073709551615 1 2\n",
+                                                100, 4096, &p),
+                     0);
+    assert_true(p.cpu_seconds == 2.0);
+    assert_int_equal(p.virtual_bytes, 123456789);
+    assert_int_equal(p.resident_bytes, 300 * 4096);
+    /* cut short before rss, a sign where a count must be, no comm, bad clock */
+    assert_int_equal(metrics_parse_process_stat("42 (x) S 1 42 42 0 -1 0 1 0 0 0 150 50 0 0 20 0 "
+                                                "3 0 9 123\n", 100, 4096, &p), -1);
+    assert_int_equal(metrics_parse_process_stat("42 (x) S 1 42 42 0 -1 0 1 0 0 0 -150 50 0 0 20 "
+                                                "0 3 0 9 123 300\n", 100, 4096, &p), -1);
+    assert_int_equal(metrics_parse_process_stat("no parenthesis", 100, 4096, &p), -1);
+    assert_int_equal(metrics_parse_process_stat("42 (x) S 1 42 42 0 -1 0 1 0 0 0 150 50 0 0 20 0 "
+                                                "3 0 9 123 300\n", 0, 4096, &p), -1);
+}
+
+static void reads_this_process(void **state)
+{
+    struct metrics_process p;
+    uint64_t open_fds = 0, max_fds = 0, more = 0;
+    int fd;
+    (void)state;
+    assert_int_equal(metrics_process_read(&p), 0);
+    assert_true(p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes);
+    assert_true(p.cpu_seconds >= 0);
+    assert_int_equal(metrics_open_fds(&open_fds), 0);
+    assert_true(open_fds >= 3); /* stdin, stdout, stderr at least */
+    fd = dup(0);
+    assert_true(fd >= 0);
+    assert_int_equal(metrics_open_fds(&more), 0);
+    close(fd);
+    assert_int_equal(more, open_fds + 1);
+    assert_int_equal(metrics_max_fds(&max_fds), 0);
+    assert_true(max_fds >= open_fds);
+}
+
 static void process_start_time_is_now_for_a_fresh_process(void **state)
 {
     struct timespec now;
@@ -161,6 +205,8 @@ static void fill(struct gov_status *st, struct app_info *app, struct http_stats 
     st->counters.reloads_ok = 3;
     st->counters.reloads_failed = 1;
     st->counters.wake_timer = 1000;
+    gov_policy_sha256_hex("", 0, st->policy_sha256);
+    snprintf(st->policy_source, sizeof(st->policy_source), "/etc/g\"x");
     app->version = "0.1\"x\\y\nz";
     app->process_start_s = 1795693800.25;
     hs->counter = 12;
@@ -187,7 +233,7 @@ static void renders_a_valid_document(void **state)
     struct http_stats hs;
     size_t len = 0;
     char *doc, *copy, *line, *save = NULL;
-    char family[128] = "", helped[128] = "", seen[64][128];
+    char family[128] = "", helped[128] = "", seen[96][128];
     int families = 0;
     (void)state;
 
@@ -199,7 +245,19 @@ static void renders_a_valid_document(void **state)
     assert_true(len > 0 && doc[len - 1] == '\n');
 
     assert_true(has_line(doc, "governor_build_info{version=\"0.1\\\"x\\\\y\\nz\"} 1"));
+    assert_true(has_line(doc, "governor_memory_signal_ratio +Inf"));
+    assert_true(has_line(doc, "governor_memory_signal_bytes 293601280"));
+    /* the old names, kept one release */
     assert_true(has_line(doc, "governor_memory_usage_ratio +Inf"));
+    assert_true(has_line(doc, "governor_memory_usage_bytes 293601280"));
+    assert_true(has_line(doc, "governor_policy_info{sha256=\"e3b0c44298fc1c149afbf4c8996fb92427ae"
+                              "41e4649b934ca495991b7852b855\",source=\"/etc/g\\\"x\"} 1"));
+    assert_true(has_line(doc, "process_start_time_seconds 1795693800.25"));
+    assert_non_null(strstr(doc, "\nprocess_cpu_seconds_total "));
+    assert_non_null(strstr(doc, "\nprocess_resident_memory_bytes "));
+    assert_non_null(strstr(doc, "\nprocess_virtual_memory_bytes "));
+    assert_non_null(strstr(doc, "\nprocess_open_fds "));
+    assert_non_null(strstr(doc, "\nprocess_max_fds "));
     assert_true(has_line(doc, "governor_memory_limit_bytes 0"));
     assert_true(has_line(doc, "governor_level{level=\"critical\"} 1"));
     assert_true(has_line(doc, "governor_level{level=\"normal\"} 0"));
@@ -231,7 +289,7 @@ static void renders_a_valid_document(void **state)
         if (sscanf(line, "# HELP %127s", name) == 1) {
             for (int i = 0; i < families; i++)
                 assert_string_not_equal(seen[i], name);
-            assert_true(families < 64);
+            assert_true(families < 96);
             strcpy(seen[families++], name);
             strcpy(helped, name);
         } else if (sscanf(line, "# TYPE %127s", name) == 1) {
@@ -269,6 +327,8 @@ int main(void)
         cmocka_unit_test(escapes_label_values),
         cmocka_unit_test(formats_numbers),
         cmocka_unit_test(parses_proc_stat_starttime),
+        cmocka_unit_test(parses_proc_stat_process_figures),
+        cmocka_unit_test(reads_this_process),
         cmocka_unit_test(process_start_time_is_now_for_a_fresh_process),
         cmocka_unit_test(renders_a_valid_document),
     };

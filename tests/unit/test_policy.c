@@ -440,6 +440,24 @@ static void rejects_bad_files(void **state)
     rmdir(dir);
 }
 
+/* FIPS 180-2's test vectors, and the empty text (a policy of defaults). */
+static void hashes_with_sha256(void **state)
+{
+    char hex[GOV_POLICY_SHA256_HEX];
+    static const char two_blocks[] =
+        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    (void)state;
+    gov_policy_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    gov_policy_sha256_hex(two_blocks, strlen(two_blocks), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    gov_policy_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* bytes, not a C string: a NUL inside counts */
+    gov_policy_sha256_hex("a\0b", 3, hex);
+    assert_string_not_equal(hex, "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +474,7 @@ int main(void)
         cmocka_unit_test(rejects_bad_files),
         cmocka_unit_test(blank_last_line_stays_in_the_buffer),
         cmocka_unit_test(printed_policy_parses_to_itself),
+        cmocka_unit_test(hashes_with_sha256),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -35,15 +35,50 @@ Chart name and version as used by the chart label.
 {{- end }}
 
 {{/*
-Common labels
+Common labels: every object's, with commonLabels.
 */}}
 {{- define "metrics-app.labels" -}}
 helm.sh/chart: {{ include "metrics-app.chart" . }}
+{{ include "metrics-app.podLabels" . }}
+{{- end }}
+
+{{/*
+The pod template's labels: the common labels without helm.sh/chart, so that
+a chart version bump alone does not change the template (and restart pods,
+throwing away the governed buffer).  podLabels are added by the Deployment.
+*/}}
+{{- define "metrics-app.podLabels" -}}
 {{ include "metrics-app.selectorLabels" . }}
 {{- if .Chart.AppVersion }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: [registry/]repository, then @digest when set, else
+:tag (the chart's appVersion by default).
+*/}}
+{{- define "metrics-app.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}{{ $repo = printf "%s/%s" . $repo }}{{ end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+true when Prometheus finds the pods through the Operator (ServiceMonitor or
+PodMonitor): the prometheus.io/* annotations would then make a second
+annotation-based job scrape them too.
+*/}}
+{{- define "metrics-app.operatorScrape" -}}
+{{- if or .Values.serviceMonitor.enabled .Values.podMonitor.enabled }}true{{ end }}
 {{- end }}
 
 {{/*
