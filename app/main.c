@@ -408,9 +408,12 @@ out:
         sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
-    gov_stop(g);
-    collector_free(col);
-    gov_free(g);
+    if (gov_stop(g)) {
+        collector_free(col);
+        gov_free(g);
+    } else {
+        exit_code = 1; /* the governor thread may still call the collector: keep both */
+    }
     if (exit_code == 0)
         gov_log(LOG_INFO, "exit", "governord stopped", NULL);
     return exit_code;

@@ -37,6 +37,7 @@
 #define POLICY_QUIET_USEC 250000
 
 static void governor_tick(struct gov *g);
+static void rewatch_cgroup(struct gov *g);
 
 /* ---- publishing ------------------------------------------------------------ */
 
@@ -187,7 +188,10 @@ static void governor_tick(struct gov *g)
     char err[320];
 
     atomic_store(&g->heartbeat_ms, now);
-    if (gov_cgroup_sample(g->cg, &s, err, sizeof(err)) < 0) {
+    int rc = gov_cgroup_sample(g->cg, &s, err, sizeof(err));
+    if (gov_cgroup_take_replaced(g->cg))
+        rewatch_cgroup(g); /* the cgroup's directory was replaced */
+    if (rc < 0) {
         publish_error(g, err);
         return;
     }
@@ -496,7 +500,7 @@ static void watch_events(struct gov *g)
     int r;
 
     if (*path)
-        g->events_fd = open(path, O_RDONLY | O_CLOEXEC);
+        g->events_fd = gov_open_regular(path, buf, sizeof(buf)); /* a FIFO must not block */
     if (!*path) {
         how = "none: no memory.events (cgroup v1 or host)";
     } else if (g->events_fd < 0) {
@@ -554,6 +558,27 @@ static void watch_pressure(struct gov *g)
         }
     }
     gov_strlcpy(g->status.pressure_trigger, how, sizeof(g->status.pressure_trigger));
+}
+
+/* The cgroup's directory was replaced (cgroup.c followed it): the
+ * memory.events watch and the PSI trigger still sit on the old directory,
+ * so both are set up again on the new one. */
+static void rewatch_cgroup(struct gov *g)
+{
+    g->events_src = sd_event_source_disable_unref(g->events_src);
+    g->pressure_src = sd_event_source_disable_unref(g->pressure_src);
+    if (g->events_fd >= 0)
+        close(g->events_fd);
+    if (g->pressure_fd >= 0)
+        close(g->pressure_fd);
+    g->events_fd = g->pressure_fd = -1;
+    pthread_mutex_lock(&g->state_lock);
+    watch_events(g);
+    watch_pressure(g);
+    pthread_mutex_unlock(&g->state_lock);
+    gov_log(LOG_INFO, "cgroup_replaced",
+            "cgroup directory replaced; files reopened and memory.events watch moved",
+            "{s:s, s:s}", "cgroup", g->status.cgroup.dir, "events_watch", g->status.events_watch);
 }
 
 /* The policy file's directory: the kubelet replaces ..data, not the file. */
