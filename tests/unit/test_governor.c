@@ -2,7 +2,8 @@
  * collector thread and readers running at once (this is the test TSan
  * watches): ticks, level changes and shrinks driven by a cgroup directory
  * the test rewrites, reloads through the policy directory watch and
- * through gov_request_reload(), and a clean stop. */
+ * through gov_request_reload(), a clean stop, and a bounded stop of a
+ * governor thread that is stuck. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,8 +127,12 @@ static void governs_while_threads_race(void **state)
     assert_int_equal(collector_start(c), 0);
 
     /* the collector grows (usage in the file is fixed: 200Mi of 1Gi) */
-    sleep_ms(100);
-    collector_count(c, &bytes, &blocks);
+    for (int i = 0; i < 500; i++) {
+        collector_count(c, &bytes, &blocks);
+        if (blocks > 5)
+            break;
+        sleep_ms(10);
+    }
     assert_true(blocks > 5);
     assert_true(gov_alive(g));
     assert_true(gov_ready(g, err, sizeof(err)));
@@ -201,11 +207,92 @@ static void unreadable_source_makes_it_unready(void **state)
     gov_free(g);
 }
 
+/* A cache whose count callback blocks, once armed, until released: a
+ * governor thread stuck in a call that does not return. */
+struct stuck {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool armed, inside, release;
+};
+
+static void stuck_count(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+    struct stuck *s = ctx;
+    *bytes = *objects = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->armed) {
+        s->inside = true;
+        pthread_cond_broadcast(&s->cond);
+        while (!s->release)
+            pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static uint64_t stuck_shrink(void *ctx, uint64_t bytes)
+{
+    (void)ctx;
+    (void)bytes;
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* gov_stop_within() returns after its bound when the thread is stuck, and
+ * leaves the governor whole: it can still be stopped and freed later. */
+static void stop_is_bounded(void **state)
+{
+    struct gov_config cfg = {.cgroup_dir = dir, .embedded_policy = "[governor]\ninterval_ms=10\n"};
+    struct stuck s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct gov_shrinker sh = {.name = "stuck", .count = stuck_count, .shrink = stuck_shrink,
+                              .ctx = &s};
+    struct gov_status *st = malloc(sizeof(*st));
+    struct gov *g;
+    char err[400];
+    uint64_t t0, waited;
+    (void)state;
+    assert_non_null(st);
+    g = gov_new(&cfg, err, sizeof(err));
+    assert_non_null(g);
+    assert_int_equal(gov_register_shrinker(g, &sh), 0);
+    assert_int_equal(gov_start(g, err, sizeof(err)), 0);
+
+    /* the next tick gets stuck counting the cache */
+    pthread_mutex_lock(&s.lock);
+    s.armed = true;
+    while (!s.inside)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+
+    t0 = now_ms();
+    assert_false(gov_stop_within(g, 200));
+    waited = now_ms() - t0;
+    assert_true(waited >= 150); /* CLOCK_REALTIME vs MONOTONIC: a little slack */
+    assert_true(waited < 5000);
+    assert_false(gov_stop_within(g, 0));
+    gov_status(g, st); /* still whole and usable */
+
+    pthread_mutex_lock(&s.lock);
+    s.release = true;
+    pthread_cond_broadcast(&s.cond);
+    pthread_mutex_unlock(&s.lock);
+    assert_true(gov_stop_within(g, 5000));
+    assert_true(gov_stop_within(g, 0)); /* idempotent */
+    gov_free(g);
+    free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(governs_while_threads_race, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_source_makes_it_unready, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests_name("governor", tests, NULL, NULL);
 }
