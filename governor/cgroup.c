@@ -263,20 +263,34 @@ void gov_cgroup_close(struct gov_cgroup *cg)
 
 /* Follows a replaced directory: when the cgroup's path names another
  * directory than the one held (renamed away and created anew, or removed
- * and recreated), every file is reopened there.  A path that names nothing
- * for now changes nothing: the files report it, and the new directory is
- * adopted when it appears.  One stat() per sample. */
+ * and created anew), the files are closed and the next reads reopen them by
+ * path, in the new directory.  Which files there are (the optional ones
+ * found at start, the ancestors of the limit walk) stays as found at start.
+ * A new directory is taken once it holds the file that tells its version,
+ * as --cgroup requires at start (a directory being filled file by file is
+ * not yet a cgroup); a path that names nothing for now changes nothing: the
+ * files report it.  One stat() per sample. */
 static void follow_dir(struct gov_cgroup *cg)
 {
+    const char *key = cg->loc.version == GOV_CG_V2 ? "memory.current" : "memory.usage_in_bytes";
+    struct cg_file *all[ALL_FILES];
     struct stat now, held;
+    size_t n;
 
     if (cg->loc.version == GOV_CG_HOST || stat(cg->loc.dir, &now) < 0 || !S_ISDIR(now.st_mode))
         return;
     if (cg->dir_fd >= 0 && fstat(cg->dir_fd, &held) == 0 && held.st_dev == now.st_dev &&
         held.st_ino == now.st_ino)
         return;
-    close_files(cg);
-    open_files(cg);
+    if (!gov_cgroup_dir_has(cg->loc.dir, key))
+        return;
+    n = all_files(cg, all);
+    for (size_t i = 0; i < n; i++)
+        if (all[i] != &cg->meminfo)
+            file_close(all[i]);
+    if (cg->dir_fd >= 0)
+        close(cg->dir_fd);
+    cg->dir_fd = open(cg->loc.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     cg->replaced = cg->dir_fd >= 0;
 }
 
