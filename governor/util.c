@@ -132,9 +132,9 @@ ssize_t gov_read_bounded(int fd, char *buf, size_t size)
 char *gov_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
     _cleanup_close_ int fd = gov_open_regular(path, err, errlen);
-    _cleanup_free_ char *buf = NULL;
+    char *buf;
     ssize_t n;
-    char *ret;
+    int saved;
 
     if (fd < 0)
         return NULL;
@@ -145,15 +145,15 @@ char *gov_read_file(const char *path, size_t max, size_t *len, char *err, size_t
     }
     n = gov_read_bounded(fd, buf, max + 1);
     if (n < 0) {
-        if (errno == EFBIG)
+        saved = errno;
+        free(buf);
+        if (saved == EFBIG)
             snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
         else
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            snprintf(err, errlen, "%s: %s", path, strerror(saved));
         return NULL;
     }
     if (len)
         *len = (size_t)n;
-    ret = buf;
-    buf = NULL;
-    return ret;
+    return buf;
 }
