@@ -61,12 +61,28 @@ static void *map_block(uint64_t size)
     return mem;
 }
 
+/* What a block of `bytes` costs: the kernel maps whole pages, so a block
+ * that is not a multiple of the page size costs the next multiple (0 when
+ * that does not fit in 64 bits). */
+static uint64_t block_cost(uint64_t bytes)
+{
+    long sz = sysconf(_SC_PAGESIZE);
+    uint64_t page = sz > 0 ? (uint64_t)sz : 4096;
+    uint64_t rest = bytes % page;
+    if (rest == 0)
+        return bytes;
+    return bytes > UINT64_MAX - (page - rest) ? 0 : bytes + (page - rest);
+}
+
 bool collector_grow(struct collector *c, uint64_t bytes)
 {
     struct block *b;
     uint64_t n;
     int err;
 
+    bytes = block_cost(bytes); /* admitted, mapped and counted as whole pages */
+    if (bytes == 0)
+        goto fail;
     if (!gov_admit(c->gov, bytes))
         return false;
     b = malloc(sizeof(*b));

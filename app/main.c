@@ -671,9 +671,12 @@ out:
         sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
-    gov_stop(g);
-    collector_free(col);
-    gov_free(g);
+    if (gov_stop(g)) {
+        collector_free(col);
+        gov_free(g);
+    } else if (exit_code == 0) {
+        exit_code = 1; /* the governor thread may still call the collector: keep both */
+    }
     counter_close(counter);
     if (stopped)
         gov_log(LOG_INFO, "exit", "governord stopped", "{s:i}", "exit_code", exit_code);

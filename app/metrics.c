@@ -457,11 +457,10 @@ int metrics_process_start_time(double *out)
 
     if (fd < 0)
         return -1;
-    n = read(fd, buf, sizeof(buf) - 1);
+    n = gov_read_bounded(fd, buf, sizeof(buf));
     close(fd);
     if (n <= 0 || hz <= 0)
         return -1;
-    buf[n] = '\0';
     if (metrics_parse_starttime(buf, &ticks) < 0)
         return -1;
     real = clock_s(CLOCK_REALTIME);

@@ -1,13 +1,16 @@
-/* cgroup.c -- locate the own memory cgroup and sample it (see cgroup.h).
+/* cgroup.c -- sample the memory cgroup (see cgroup.h).
  *
- * Locating is done once at start-up and is allowed to be slow (it reads
- * mountinfo and asks libcgroup).  Sampling runs on every tick and on every
- * admission request of the collector, so it only pread()s file descriptors
- * opened once, parses in place and never allocates.
+ * cgroup_locate.c decides where the figures are; this file opens them once
+ * and reads them on every tick and on every admission request of the
+ * collector, so it only pread()s held file descriptors, parses in place and
+ * never allocates.  Every open is non-blocking and refuses what is not a
+ * regular file (util.c), so a FIFO standing in for a cgroup file is reported
+ * as unreadable instead of blocking the governor thread.  The directory is
+ * held as well and compared with its path on every sample, so a replaced
+ * cgroup directory is followed at the next tick instead of serving the old
+ * directory's figures until it is deleted.
  *
  * Traps handled here (see shared/notes/cgroups-and-kubernetes.md):
- *  - hybrid hosts: memory on v1 while a cgroup2 mount exists without it, so
- *    v2 is only taken when the own v2 cgroup really has memory.current;
  *  - limits on ancestors: on v2 the effective ceiling is the minimum of
  *    memory.max and memory.high over the cgroup and every ancestor up to the
  *    mount root; on v1 hierarchical_memory_limit already folds ancestors in;
@@ -17,9 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libcgroup.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,226 +47,35 @@ struct gov_cgroup {
     int nlevels;
     struct level levels[MAX_DEPTH];
     uint64_t memtotal;
+    int dir_fd;    /* the cgroup's directory (O_PATH), -1 for host */
+    bool replaced; /* a sample followed a replaced directory; not yet taken */
 };
-
-const char *gov_cg_version_name(enum gov_cg_version v)
-{
-    switch (v) {
-    case GOV_CG_V1:
-        return "v1";
-    case GOV_CG_V2:
-        return "v2";
-    default:
-        return "host";
-    }
-}
-
-static bool file_exists(const char *dir, const char *name)
-{
-    char path[PATH_MAX];
-    struct stat st;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
-        return false;
-    return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
-}
-
-/* Reads a whole small file into a malloc'd NUL-terminated buffer. */
-static char *slurp(const char *path, size_t max)
-{
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    _cleanup_free_ char *buf = NULL;
-    size_t got = 0;
-    char *ret;
-
-    if (fd < 0)
-        return NULL;
-    buf = malloc(max + 1);
-    if (!buf)
-        return NULL;
-    for (;;) {
-        ssize_t n = read(fd, buf + got, max - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return NULL;
-        if (n == 0 || (got += (size_t)n) == max)
-            break;
-    }
-    buf[got] = '\0';
-    ret = buf;
-    buf = NULL;
-    return ret;
-}
 
 uint64_t gov_read_memtotal(const char *meminfo_path)
 {
-    _cleanup_free_ char *buf = slurp(meminfo_path, READ_BUF);
+    char err[PATH_MAX + 64];
+    _cleanup_free_ char *buf = gov_read_file(meminfo_path, READ_BUF, NULL, err, sizeof(err));
     uint64_t bytes = 0;
     if (!buf || gov_parse_meminfo(buf, "MemTotal", &bytes) != 1)
         return 0;
     return bytes;
 }
 
-/* ---- locating ------------------------------------------------------------ */
-
-/* libcgroup logs to stdout unless told otherwise; its messages are not ours
- * to print (discovery falls back to mountinfo when it fails). */
-static void libcgroup_quiet(void *ud, int level, const char *fmt, va_list ap)
-{
-    (void)ud;
-    (void)level;
-    (void)fmt;
-    (void)ap;
-}
-
-/* cgroup_init() fills libcgroup's process-wide mount table; run it once. */
-static pthread_once_t libcgroup_once = PTHREAD_ONCE_INIT;
-static int libcgroup_status = -1;
-
-static void libcgroup_init_once(void)
-{
-    cgroup_set_logger(libcgroup_quiet, CGROUP_LOG_ERROR, NULL);
-    libcgroup_status = cgroup_init();
-}
-
-/* The v1 memory hierarchy's mount point according to libcgroup, or "". */
-static void libcgroup_memory_mount(char *out, size_t len)
-{
-    char *mnt = NULL;
-    out[0] = '\0';
-    pthread_once(&libcgroup_once, libcgroup_init_once);
-    if (libcgroup_status != 0)
-        return;
-    if (cgroup_get_subsys_mount_point("memory", &mnt) == 0 && mnt)
-        gov_strlcpy(out, mnt, len);
-    free(mnt);
-}
-
-int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *sysroot,
-                      struct gov_cgroup_loc *out, char *err, size_t errlen)
-{
-    _cleanup_free_ char *pc = slurp(proc_cgroup, 65536);
-    _cleanup_fclose_ FILE *mi = NULL;
-    struct gov_proc_cgroup entries[64];
-    const char *v2_path = NULL, *v1_path = NULL;
-    char v1_mount[PATH_MAX] = "", why_not_v2[256] = "";
-    _cleanup_free_ char *line = NULL;
-    size_t cap = 0;
-    int n;
-    bool use_libcgroup = !sysroot || !*sysroot;
-
-    memset(out, 0, sizeof(*out));
-    if (!pc) {
-        snprintf(err, errlen, "cannot read %s: %s", proc_cgroup, strerror(errno));
-        return -1;
-    }
-    n = gov_parse_proc_cgroup(pc, entries, (int)ARRAY_SIZE(entries));
-    if (n < 0) {
-        snprintf(err, errlen, "%s: malformed line", proc_cgroup);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        if (entries[i].hierarchy == 0 && entries[i].controllers[0] == '\0')
-            v2_path = entries[i].path;
-        else if (gov_controller_listed(entries[i].controllers, "memory"))
-            v1_path = entries[i].path;
-    }
-    if (v1_path && use_libcgroup)
-        libcgroup_memory_mount(v1_mount, sizeof(v1_mount));
-
-    mi = fopen(mountinfo, "re");
-    if (!mi) {
-        snprintf(err, errlen, "cannot read %s: %s", mountinfo, strerror(errno));
-        return -1;
-    }
-    /* cgroup v2 first: the first cgroup2 mount where our cgroup has memory */
-    while (v2_path && getline(&line, &cap, mi) > 0) {
-        struct gov_mountinfo m;
-        char dir[PATH_MAX];
-        if (gov_parse_mountinfo_line(line, &m) < 0 || strcmp(m.fstype, "cgroup2") != 0)
-            continue;
-        if (gov_cgroup_dir_from_mount(sysroot, &m, v2_path, dir, sizeof(dir)) < 0)
-            continue;
-        if (!file_exists(dir, "memory.current")) {
-            snprintf(why_not_v2, sizeof(why_not_v2),
-                     "; cgroup2 at %s has no memory controller for this process", m.mount_point);
-            continue;
-        }
-        out->version = GOV_CG_V2;
-        gov_strlcpy(out->dir, dir, sizeof(out->dir));
-        snprintf(out->root, sizeof(out->root), "%s%s", sysroot ? sysroot : "", m.mount_point);
-        snprintf(out->how, sizeof(out->how), "discovered: cgroup2 mounted at %s",
-                 m.mount_point);
-        return 0;
-    }
-    /* then cgroup v1's memory hierarchy */
-    rewind(mi);
-    while (v1_path && getline(&line, &cap, mi) > 0) {
-        struct gov_mountinfo m;
-        char dir[PATH_MAX];
-        if (gov_parse_mountinfo_line(line, &m) < 0 || strcmp(m.fstype, "cgroup") != 0 ||
-            !gov_controller_listed(m.super_opts, "memory"))
-            continue;
-        if (v1_mount[0] && strcmp(v1_mount, m.mount_point) != 0)
-            continue; /* libcgroup names the first mount; use the same one */
-        if (gov_cgroup_dir_from_mount(sysroot, &m, v1_path, dir, sizeof(dir)) < 0)
-            continue;
-        if (!file_exists(dir, "memory.usage_in_bytes"))
-            continue;
-        out->version = GOV_CG_V1;
-        gov_strlcpy(out->dir, dir, sizeof(out->dir));
-        snprintf(out->root, sizeof(out->root), "%s%s", sysroot ? sysroot : "", m.mount_point);
-        snprintf(out->how, sizeof(out->how), "discovered: cgroup v1 memory at %s%s",
-                 m.mount_point, v1_mount[0] ? " (libcgroup)" : "");
-        return 0;
-    }
-    out->version = GOV_CG_HOST;
-    snprintf(out->how, sizeof(out->how), "no memory cgroup found%s; using /proc/meminfo",
-             why_not_v2);
-    return 0;
-}
-
-int gov_cgroup_locate_dir(const char *dir, struct gov_cgroup_loc *out, char *err, size_t errlen)
-{
-    struct stat st;
-    memset(out, 0, sizeof(*out));
-    if (stat(dir, &st) < 0) {
-        snprintf(err, errlen, "--cgroup %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "--cgroup %s: not a directory", dir);
-        return -1;
-    }
-    if (file_exists(dir, "memory.current"))
-        out->version = GOV_CG_V2;
-    else if (file_exists(dir, "memory.usage_in_bytes"))
-        out->version = GOV_CG_V1;
-    else {
-        snprintf(err, errlen,
-                 "--cgroup %s: neither memory.current (v2) nor memory.usage_in_bytes (v1) found",
-                 dir);
-        return -1;
-    }
-    if (!realpath(dir, out->dir)) {
-        snprintf(err, errlen, "--cgroup %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    snprintf(out->how, sizeof(out->how), "--cgroup %s", dir);
-    return 0;
-}
-
 /* ---- files ----------------------------------------------------------------- */
 
+/* Opens dir/name without blocking (a FIFO there must not hang the governor).
+ * An optional file that does not exist is marked absent and never read; any
+ * other failure leaves fd at -1, and the first read reports it. */
 static void file_init(struct cg_file *f, const char *dir, const char *name, bool optional)
 {
+    char ignored[8];
     f->fd = -1;
     f->absent = false;
     if ((size_t)snprintf(f->path, sizeof(f->path), "%s/%s", dir, name) >= sizeof(f->path)) {
         f->absent = true;
         return;
     }
-    f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    f->fd = gov_open_regular(f->path, ignored, sizeof(ignored));
     if (f->fd < 0 && optional && errno == ENOENT)
         f->absent = true;
 }
@@ -289,25 +98,20 @@ static ssize_t file_read(struct cg_file *f, char *buf, size_t size, char *err, s
     if (f->fd >= 0 && fstat(f->fd, &st) == 0 && st.st_nlink == 0)
         file_close(f);
     if (f->fd < 0) {
-        f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
-        if (f->fd < 0) {
-            snprintf(err, errlen, "%s: %s", f->path, strerror(errno));
+        f->fd = gov_open_regular(f->path, err, errlen);
+        if (f->fd < 0)
             return -1;
-        }
     }
-    do
-        n = pread(f->fd, buf, size - 1, 0);
-    while (n < 0 && errno == EINTR);
+    n = gov_read_bounded(f->fd, buf, size);
+    if (n < 0 && errno == EFBIG) {
+        snprintf(err, errlen, "%s: larger than %zu bytes", f->path, size - 1);
+        return -1;
+    }
     if (n < 0) {
         snprintf(err, errlen, "%s: %s", f->path, strerror(errno));
         file_close(f);
         return -1;
     }
-    if ((size_t)n == size - 1) {
-        snprintf(err, errlen, "%s: larger than %zu bytes", f->path, size - 1);
-        return -1;
-    }
-    buf[n] = '\0';
     return n;
 }
 
@@ -346,24 +150,56 @@ static int keyed(const struct cg_file *f, const char *buf, const char *key, bool
     return 0;
 }
 
-struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
+/* Every file of the handle, for opening and closing them all alike. */
+static size_t all_files(struct gov_cgroup *cg, struct cg_file **out)
 {
-    struct gov_cgroup *cg = calloc(1, sizeof(*cg));
-    const char *d = loc->dir;
-    char dir[PATH_MAX];
+    size_t n = 0;
+    struct cg_file *fixed[] = {&cg->current, &cg->stat,      &cg->events,
+                               &cg->pressure, &cg->peak,     &cg->usage,
+                               &cg->limit,    &cg->oom_control, &cg->max_usage,
+                               &cg->meminfo};
+    for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+        out[n++] = fixed[i];
+    for (int i = 0; i < cg->nlevels; i++) {
+        out[n++] = &cg->levels[i].max;
+        out[n++] = &cg->levels[i].high;
+    }
+    return n;
+}
 
-    if (!cg)
-        return NULL;
-    cg->loc = *loc;
-    cg->memtotal = gov_read_memtotal("/proc/meminfo");
-    /* every fd starts closed so that gov_cgroup_close() is always safe */
-    struct cg_file *all[] = {&cg->current, &cg->stat,  &cg->events,      &cg->pressure,
-                             &cg->peak,    &cg->usage, &cg->limit,       &cg->oom_control,
-                             &cg->max_usage, &cg->meminfo};
-    for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+#define ALL_FILES (10 + 2 * MAX_DEPTH)
+
+static void close_files(struct gov_cgroup *cg)
+{
+    struct cg_file *all[ALL_FILES];
+    size_t n = all_files(cg, all);
+    for (size_t i = 0; i < n; i++)
+        file_close(all[i]);
+    cg->nlevels = 0;
+    if (cg->dir_fd >= 0)
+        close(cg->dir_fd);
+    cg->dir_fd = -1;
+}
+
+/* Opens the directory (held, to tell a replacement) and every file of loc. */
+static void open_files(struct gov_cgroup *cg)
+{
+    const struct gov_cgroup_loc *loc = &cg->loc;
+    const char *d = loc->dir;
+    struct cg_file *all[ALL_FILES];
+    char dir[PATH_MAX];
+    size_t n;
+
+    /* every fd starts closed so that close_files() is always safe */
+    cg->nlevels = 0;
+    n = all_files(cg, all);
+    for (size_t i = 0; i < n; i++) {
         all[i]->fd = -1;
         all[i]->absent = true;
     }
+    cg->dir_fd = loc->version == GOV_CG_HOST
+                     ? -1
+                     : open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
     switch (loc->version) {
     case GOV_CG_V2:
@@ -387,7 +223,7 @@ struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
                 break;
             *slash = '\0';
             if (loc->root[0] ? strncmp(dir, loc->root, strlen(loc->root)) != 0
-                             : !file_exists(dir, "memory.max"))
+                             : !gov_cgroup_dir_has(dir, "memory.max"))
                 break;
         }
         break;
@@ -403,6 +239,17 @@ struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
     }
     /* MemAvailable bounds the fallback limit when no cgroup limit exists */
     file_init(&cg->meminfo, "/proc", "meminfo", loc->version != GOV_CG_HOST);
+}
+
+struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
+{
+    struct gov_cgroup *cg = calloc(1, sizeof(*cg));
+
+    if (!cg)
+        return NULL;
+    cg->loc = *loc;
+    cg->memtotal = gov_read_memtotal("/proc/meminfo");
+    open_files(cg);
     return cg;
 }
 
@@ -410,16 +257,48 @@ void gov_cgroup_close(struct gov_cgroup *cg)
 {
     if (!cg)
         return;
-    struct cg_file *all[] = {&cg->current, &cg->stat,  &cg->events,      &cg->pressure,
-                             &cg->peak,    &cg->usage, &cg->limit,       &cg->oom_control,
-                             &cg->max_usage, &cg->meminfo};
-    for (size_t i = 0; i < ARRAY_SIZE(all); i++)
-        file_close(all[i]);
-    for (int i = 0; i < cg->nlevels; i++) {
-        file_close(&cg->levels[i].max);
-        file_close(&cg->levels[i].high);
-    }
+    close_files(cg);
     free(cg);
+}
+
+/* Follows a replaced directory: when the cgroup's path names another
+ * directory than the one held (renamed away and created anew, or removed
+ * and created anew), the files are closed and the next reads reopen them by
+ * path, in the new directory.  Which files there are (the optional ones
+ * found at start, the ancestors of the limit walk) stays as found at start.
+ * A new directory is taken once it holds the file that tells its version,
+ * as --cgroup requires at start (a directory being filled file by file is
+ * not yet a cgroup); a path that names nothing for now changes nothing: the
+ * files report it.  One stat() per sample. */
+static void follow_dir(struct gov_cgroup *cg)
+{
+    const char *key = cg->loc.version == GOV_CG_V2 ? "memory.current" : "memory.usage_in_bytes";
+    struct cg_file *all[ALL_FILES];
+    struct stat now, held;
+    size_t n;
+
+    if (cg->loc.version == GOV_CG_HOST || stat(cg->loc.dir, &now) < 0 || !S_ISDIR(now.st_mode))
+        return;
+    if (cg->dir_fd >= 0 && fstat(cg->dir_fd, &held) == 0 && held.st_dev == now.st_dev &&
+        held.st_ino == now.st_ino)
+        return;
+    if (!gov_cgroup_dir_has(cg->loc.dir, key))
+        return;
+    n = all_files(cg, all);
+    for (size_t i = 0; i < n; i++)
+        if (all[i] != &cg->meminfo)
+            file_close(all[i]);
+    if (cg->dir_fd >= 0)
+        close(cg->dir_fd);
+    cg->dir_fd = open(cg->loc.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cg->replaced = cg->dir_fd >= 0;
+}
+
+bool gov_cgroup_take_replaced(struct gov_cgroup *cg)
+{
+    bool r = cg->replaced;
+    cg->replaced = false;
+    return r;
 }
 
 const struct gov_cgroup_loc *gov_cgroup_location(const struct gov_cgroup *cg)
@@ -564,6 +443,7 @@ int gov_cgroup_sample(struct gov_cgroup *cg, struct gov_cgroup_sample *s, char *
     int r;
 
     memset(s, 0, sizeof(*s));
+    follow_dir(cg);
     s->host_memtotal = cg->memtotal;
     switch (cg->loc.version) {
     case GOV_CG_V2:

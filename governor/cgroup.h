@@ -1,18 +1,15 @@
-/* cgroup.h -- find the process's own memory cgroup and sample it.
- *
- * Discovery reads /proc/self/cgroup and /proc/self/mountinfo and picks, per
- * controller, cgroup v2 when the unified hierarchy carries the memory
- * controller for this process, else cgroup v1's memory hierarchy (mount point
- * via libcgroup, cross-checked with mountinfo), else the host's /proc/meminfo
- * (no memory cgroup at all, e.g. the root cgroup of a v2 host).  A directory
- * given with --cgroup is used as the cgroup instead; its version is told by
- * the files present.
+/* cgroup.h -- sample the memory cgroup that cgroup_locate.h found.
  *
  * Sampling keeps every file open and reads it with pread(), so a tick costs a
  * handful of syscalls.  A file that fails (cgroup removed, file replaced,
- * garbage) makes the sample fail with the file's name and reason; the file is
- * reopened by path on the next sample, so the governor recovers by itself
- * when the files come back. */
+ * garbage, a FIFO or anything else that is not a regular file) makes the
+ * sample fail with the file's name and reason; the file is reopened by path
+ * on the next sample, so the governor recovers by itself when the files come
+ * back.  The cgroup's directory is held open too: when the path names
+ * another directory than the held one (the cgroup was replaced, e.g. renamed
+ * away and created anew), every file is reopened in the new one, and the
+ * owner hears of it (gov_cgroup_take_replaced) to move its memory.events
+ * watch. */
 #ifndef GOVERNOR_CGROUP_H
 #define GOVERNOR_CGROUP_H
 
@@ -21,29 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cgroup_locate.h"
 #include "cgroup_parse.h"
-
-enum gov_cg_version { GOV_CG_HOST = 0, GOV_CG_V1 = 1, GOV_CG_V2 = 2 };
-
-/* Where the memory figures come from. */
-struct gov_cgroup_loc {
-    enum gov_cg_version version;
-    char dir[PATH_MAX];   /* the own cgroup's directory ("" for host) */
-    char root[PATH_MAX];  /* ancestors are walked up to and including this
-                             directory; "" = while a parent has memory.max */
-    char how[128];        /* how it was found, for /governor and logs */
-};
-
-/* Locates the memory cgroup of the calling process.  proc_cgroup and
- * mountinfo are file paths (normally /proc/self/...); sysroot is prefixed to
- * every mount point ("" normally, a fixture directory in tests).  Returns 0,
- * or -1 with a message in err. */
-int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *sysroot,
-                      struct gov_cgroup_loc *out, char *err, size_t errlen);
-
-/* Uses dir as the cgroup (--cgroup): v2 if it has memory.current, v1 if it
- * has memory.usage_in_bytes.  Returns 0 or -1 with a message. */
-int gov_cgroup_locate_dir(const char *dir, struct gov_cgroup_loc *out, char *err, size_t errlen);
 
 /* One reading of the memory source.  All byte figures are exact kernel
  * values; `limit` is the smallest limit found over the cgroup and its
@@ -77,6 +53,12 @@ struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc);
 int gov_cgroup_sample(struct gov_cgroup *cg, struct gov_cgroup_sample *s, char *err,
                       size_t errlen);
 
+/* True once after a sample found the cgroup's directory replaced (the path
+ * now names another directory than the one held) and reopened every file
+ * there; the caller then moves its memory.events watch to the new
+ * directory.  Clears the flag. */
+bool gov_cgroup_take_replaced(struct gov_cgroup *cg);
+
 /* Path of memory.events (v2) or "" -- for the wake-up watch. */
 const char *gov_cgroup_events_path(const struct gov_cgroup *cg);
 
@@ -90,8 +72,5 @@ void gov_cgroup_close(struct gov_cgroup *cg);
 
 /* Reads MemTotal from a meminfo file (normally /proc/meminfo); 0 on error. */
 uint64_t gov_read_memtotal(const char *meminfo_path);
-
-/* Name of a version: "v1", "v2", "host". */
-const char *gov_cg_version_name(enum gov_cg_version v);
 
 #endif

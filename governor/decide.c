@@ -102,6 +102,16 @@ static void describe_usage(const struct gov_reading *r, const struct gov_policy 
         snprintf(buf, len, "%s %.0f%% of %s", signal_label(p), floor(ratio * 100.0), lim);
 }
 
+/* Whether a limit moved from `from` to `to` by 1% of `from` or more.
+ * diff * 100 >= from would wrap for a difference above 2^64 / 100 (limits
+ * above about 2^57); diff >= ceil(from / 100) is the same test for whole
+ * numbers and cannot. */
+static bool limit_moved(uint64_t from, uint64_t to)
+{
+    uint64_t diff = to > from ? to - from : from - to;
+    return diff != 0 && diff >= from / 100 + (from % 100 != 0);
+}
+
 void gov_decide(const struct gov_reading *r, const struct gov_policy *p,
                 const struct gov_engine_state *st, uint64_t now_ms, struct gov_verdict *v)
 {
@@ -145,11 +155,7 @@ void gov_decide(const struct gov_reading *r, const struct gov_policy *p,
     /* 3. whether it is worth a record, and why */
     /* a resize is a change of the limit; drift under 1% (the host fallback
      * moves with MemAvailable) is not */
-    v->limit_changed = st->have_limit &&
-                       (r->limit > st->last_limit ? r->limit - st->last_limit
-                                                  : st->last_limit - r->limit) * 100 >=
-                           st->last_limit &&
-                       st->last_limit != r->limit;
+    v->limit_changed = st->have_limit && limit_moved(st->last_limit, r->limit);
     v->record = v->limit_changed || level != st->level || v->action == GOV_ACT_SHRINK ||
                 v->action == GOV_ACT_RELEASE;
     if (!v->record)

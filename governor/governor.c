@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -156,21 +157,56 @@ static void wake_loop(struct gov *g)
     }
 }
 
-void gov_stop(struct gov *g)
+bool gov_stop_within(struct gov *g, unsigned timeout_ms)
 {
+    struct timespec deadline;
+    int r;
+
     if (!g || !g->running)
-        return;
+        return true;
     atomic_store(&g->stop_requested, true);
     wake_loop(g);
-    pthread_join(g->thread, NULL);
+    if (timeout_ms == 0) {
+        r = pthread_tryjoin_np(g->thread, NULL);
+    } else {
+        /* pthread_timedjoin_np wants CLOCK_REALTIME (and, unlike
+         * pthread_clockjoin_np, is known to the thread sanitizer) */
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        do
+            r = pthread_timedjoin_np(g->thread, NULL, &deadline);
+        while (r == EINTR);
+    }
+    if (r != 0)
+        return false; /* still running: g must stay allocated */
     g->running = false;
+    return true;
+}
+
+bool gov_stop(struct gov *g)
+{
+    if (gov_stop_within(g, GOV_STOP_TIMEOUT_MS))
+        return true;
+    gov_log(LOG_ERR, "governor_stop",
+            "governor thread did not stop in time; leaving it running and its memory allocated",
+            "{s:I}", "timeout_ms", (json_int_t)GOV_STOP_TIMEOUT_MS);
+    return false;
 }
 
 void gov_free(struct gov *g)
 {
     if (!g)
         return;
-    gov_stop(g);
+    /* never free what a running governor thread uses: a thread that did not
+     * stop keeps g (and everything it points to) for the rest of the
+     * process, on purpose */
+    if (!gov_stop(g))
+        return;
     gov_cgroup_close(g->cg);
     gov_cgroup_close(g->admit_cg);
     if (g->wake_fd >= 0)

@@ -135,9 +135,23 @@ int gov_register_shrinker(struct gov *g, const struct gov_shrinker *s);
  * complete when it returns).  Returns 0, or -1 with err. */
 int gov_start(struct gov *g, char *err, size_t errlen);
 
-/* Stops and joins the governor thread (idempotent). */
-void gov_stop(struct gov *g);
+/* How long gov_stop() waits for the governor thread. */
+#define GOV_STOP_TIMEOUT_MS 5000
 
+/* Asks the governor thread to stop and joins it, waiting at most timeout_ms
+ * (0: only if it has ended already).  Returns true when the thread has
+ * ended (or never ran), false when it is still running -- then nothing it
+ * uses may be freed; calling again later may still join it. */
+bool gov_stop_within(struct gov *g, unsigned timeout_ms);
+
+/* gov_stop_within(g, GOV_STOP_TIMEOUT_MS), and a log line when the thread
+ * did not stop: a governor stuck in a system call must not hold up a
+ * SIGTERM forever.  Returns whether it stopped. */
+bool gov_stop(struct gov *g);
+
+/* Stops the thread (gov_stop) and frees the governor.  If the thread does
+ * not stop, nothing is freed: the memory stays allocated until the process
+ * exits rather than being freed under a running thread. */
 void gov_free(struct gov *g);
 
 /* Asks the governor thread to reload the policy file.  Async-signal-safe. */

@@ -40,6 +40,7 @@
 #define RELOAD_DEBOUNCE_USEC 100000
 
 enum wake { WAKE_START, WAKE_TIMER, WAKE_EVENTS, WAKE_PRESSURE };
+static void rewatch_cgroup(struct gov *g);
 
 /* What one tick saw and did. */
 struct tick {
@@ -67,6 +68,8 @@ static void governor_tick(struct gov *g, enum wake why)
 
     pthread_mutex_lock(&g->act_lock); /* admission's evictions wait (internal.h) */
     t.ok = gov_cgroup_sample(g->cg, &t.s, t.err, sizeof(t.err)) == 0;
+    if (gov_cgroup_take_replaced(g->cg))
+        rewatch_cgroup(g); /* the cgroup's directory was replaced: watch the new one */
     if (t.ok)
         decide_and_act(g, &t);
     pthread_mutex_unlock(&g->act_lock);
@@ -351,7 +354,7 @@ static void watch_events(struct gov *g)
     int r;
 
     if (*path)
-        g->events_fd = open(path, O_RDONLY | O_CLOEXEC);
+        g->events_fd = gov_open_regular(path, buf, sizeof(buf)); /* a FIFO must not block */
     if (!*path) {
         how = "none: no memory.events (cgroup v1 or host)";
     } else if (g->events_fd < 0) {
@@ -409,6 +412,27 @@ static void watch_pressure(struct gov *g)
         }
     }
     gov_strlcpy(g->status.pressure_trigger, how, sizeof(g->status.pressure_trigger));
+}
+
+/* The cgroup's directory was replaced (cgroup.c followed it): the
+ * memory.events watch and the PSI trigger still sit on the old directory,
+ * so both are set up again on the new one. */
+static void rewatch_cgroup(struct gov *g)
+{
+    g->events_src = sd_event_source_disable_unref(g->events_src);
+    g->pressure_src = sd_event_source_disable_unref(g->pressure_src);
+    if (g->events_fd >= 0)
+        close(g->events_fd);
+    if (g->pressure_fd >= 0)
+        close(g->pressure_fd);
+    g->events_fd = g->pressure_fd = -1;
+    pthread_mutex_lock(&g->state_lock);
+    watch_events(g);
+    watch_pressure(g);
+    pthread_mutex_unlock(&g->state_lock);
+    gov_log(LOG_INFO, "cgroup_replaced",
+            "cgroup directory replaced; files reopened and memory.events watch moved",
+            "{s:s, s:s}", "cgroup", g->status.cgroup.dir, "events_watch", g->status.events_watch);
 }
 
 /* The policy file's directory: the kubelet replaces ..data, not the file. */

@@ -562,21 +562,17 @@ int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
         add_error(errs, 0, "", "out of memory");
         return -1;
     }
-    for (;;) {
-        ssize_t n = read(fd, buf + got, GOV_POLICY_MAX_FILE + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
+    {
+        ssize_t n = gov_read_bounded(fd, buf, GOV_POLICY_MAX_FILE + 1);
+        if (n < 0 && errno == EFBIG) {
+            add_error(errs, 0, "", "file larger than %u bytes", GOV_POLICY_MAX_FILE);
+            return -1;
+        }
         if (n < 0) {
             add_error(errs, 0, "", "read failed: %s", strerror(errno));
             return -1;
         }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-        if (got > GOV_POLICY_MAX_FILE) {
-            add_error(errs, 0, "", "file larger than %u bytes", GOV_POLICY_MAX_FILE);
-            return -1;
-        }
+        got = (size_t)n;
     }
     r = gov_policy_parse_string(buf, got, name, out, errs);
     if (content) {

@@ -1,7 +1,17 @@
-/* util.c -- clocks and string helpers (see util.h). */
+/* util.c -- clocks, string helpers and the bounded file read (see util.h).
+ *
+ * Every small file the governor reads -- cgroupfs files on each tick, the
+ * /proc files at start-up, the policy file on each reload, /proc/self/stat
+ * for the metrics -- goes through gov_open_regular() and gov_read_bounded(),
+ * so that the rules (never block in open, regular files only, retry short
+ * reads and EINTR, refuse a file larger than the buffer instead of cutting
+ * it) live in one place. */
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "utf8.h"
@@ -54,4 +64,100 @@ bool gov_strlcpy(char *dst, const char *src, size_t len)
     }
     memcpy(dst, src, n + 1);
     return true;
+}
+
+int gov_open_regular(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int saved;
+
+    if (fd < 0) {
+        saved = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        saved = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+ssize_t gov_read_bounded(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    char extra;
+    ssize_t n;
+
+    if (size == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    while (got < size - 1) {
+        n = pread(fd, buf + got, size - 1 - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            buf[got] = '\0';
+            return -1;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    if (got == size - 1) {
+        /* full: one more byte tells a file of exactly size - 1 bytes from a
+         * larger one */
+        do
+            n = pread(fd, &extra, 1, (off_t)got);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return -1;
+        if (n > 0) {
+            errno = EFBIG;
+            return -1;
+        }
+    }
+    return (ssize_t)got;
+}
+
+char *gov_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+    _cleanup_close_ int fd = gov_open_regular(path, err, errlen);
+    char *buf;
+    ssize_t n;
+    int saved;
+
+    if (fd < 0)
+        return NULL;
+    buf = malloc(max + 1);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    n = gov_read_bounded(fd, buf, max + 1);
+    if (n < 0) {
+        saved = errno;
+        free(buf);
+        if (saved == EFBIG)
+            snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        else
+            snprintf(err, errlen, "%s: %s", path, strerror(saved));
+        return NULL;
+    }
+    if (len)
+        *len = (size_t)n;
+    return buf;
 }

@@ -2,8 +2,10 @@
  *
  * Cleanup attributes in the style of systemd (_cleanup_free_ and friends) so
  * that every early return releases what the function acquired, a monotonic
- * and a wall clock in the units the rest of the code uses, and bounded string
- * copies.  Nothing here allocates global state. */
+ * and a wall clock in the units the rest of the code uses, bounded string
+ * copies, and the one way this code base reads a small file: opened without
+ * blocking, regular files only, read whole up to a bound.  Nothing here
+ * allocates global state. */
 #ifndef GOVERNOR_UTIL_H
 #define GOVERNOR_UTIL_H
 
@@ -44,5 +46,26 @@ void gov_format_rfc3339(int64_t wall_ms, char *buf, size_t len);
  * src had to be truncated.  A cut falls between UTF-8 characters (utf8.h),
  * never inside one. */
 bool gov_strlcpy(char *dst, const char *src, size_t len);
+
+/* Opens path read-only for gov_read_bounded(): close-on-exec, no controlling
+ * terminal, and O_NONBLOCK, so that a FIFO or a device standing where a file
+ * belongs cannot block the caller in open(); anything but a regular file is
+ * then refused (cgroupfs, procfs and ordinary files are all regular).
+ * Returns the descriptor, or -1 with errno (EINVAL for a file that is not
+ * regular) and "PATH: reason" in err. */
+int gov_open_regular(const char *path, char *err, size_t errlen);
+
+/* Reads all of fd from offset 0 with pread() (the file position is neither
+ * used nor moved, so a held descriptor can be read again and again), into
+ * buf of size bytes: at most size - 1 bytes, then a NUL.  Short reads and
+ * EINTR are retried until end of file.  Returns the length; -1 with errno
+ * on a read error, or -1 with errno EFBIG when the file holds more than
+ * size - 1 bytes (buf then holds the first size - 1, NUL-terminated). */
+ssize_t gov_read_bounded(int fd, char *buf, size_t size);
+
+/* gov_open_regular() and gov_read_bounded() on path into a new buffer of
+ * max + 1 bytes.  Returns it (NUL-terminated, length in *len when len is not
+ * NULL; the caller frees it), or NULL with "PATH: reason" in err. */
+char *gov_read_file(const char *path, size_t max, size_t *len, char *err, size_t errlen);
 
 #endif

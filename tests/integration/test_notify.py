@@ -3,6 +3,7 @@
 The socket is bound by the test and passed in NOTIFY_SOCKET, exactly as the
 service manager does; every datagram is checked for its content, its order,
 its sender (SCM_CREDENTIALS) and, for WATCHDOG=1, its timing."""
+import ctypes
 import os
 import signal
 import time
@@ -102,11 +103,55 @@ def test_lifecycle_order_and_content(tmp_path, manager, daemons):
     assert 1.0 / 0.8 <= (len(ts) - 1) / span <= 1.0 / 0.24, (len(ts), span)
 
 
+def governor_tid(pid):
+    """The thread id of the daemon's governor thread (named "governor")."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "governor":
+                    return int(tid)
+        except FileNotFoundError:
+            pass
+    raise AssertionError("no governor thread")
+
+
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+WALL = 0x40000000  # __WALL: wait for a thread of another process we trace
+
+
+def _ptrace(request, tid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(request, tid, None, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace({request}, {tid}): {os.strerror(err)}")
+
+
+def freeze_in_syscall(pid, tid, timeout):
+    """Stops one thread of pid with ptrace while it waits in a system call,
+    as if that call never returned (a read of a hung filesystem); the other
+    threads run on.  Retried until the thread is caught inside a call (under
+    valgrind a thread stopped in its own code would hold valgrind's lock and
+    stop every thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _ptrace(PTRACE_SEIZE, tid)
+        _ptrace(PTRACE_INTERRUPT, tid)
+        os.waitpid(tid, WALL)
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            nr = f.read().split()[0]
+        if nr not in ("-1", "running"):
+            return
+        _ptrace(PTRACE_DETACH, tid)
+        assert time.monotonic() < deadline, "the governor thread never waited in a call"
+        time.sleep(0.005)
+
+
 def test_watchdog_stops_when_the_governor_loop_is_stuck(tmp_path, manager, daemons):
-    """The pings come from the governor loop itself: block the loop (its next
-    open() of memory.current hangs on a FIFO, like a read of a hung
-    filesystem) and they stop while HTTP still answers; unblock it and they
-    resume."""
+    """The pings come from the governor loop itself: stop the loop's thread
+    inside a system call (ptrace: as if the call never returned -- a FIFO no
+    longer does that, governord opens without blocking) and they stop while
+    HTTP still answers; let it go and they resume."""
     cg = CgroupDir(tmp_path / "cgroup")
     path = write_file(tmp_path / "policy.ini", policy_text(interval_ms=50))
     g = daemons(["--cgroup", cg.path, "--policy", path],
@@ -114,23 +159,17 @@ def test_watchdog_stops_when_the_governor_loop_is_stuck(tmp_path, manager, daemo
     manager.wait_for(lambda f: f.get("READY") == "1", what="READY=1")
     wait_until(lambda: len(pings(manager.snapshot())) >= 2, 3, "two pings")
 
-    current = cg.file("memory.current")
-    os.unlink(current)
-    os.mkfifo(current)  # the governor reopens the replaced file: open() blocks
+    tid = governor_tid(g.pid)
+    freeze_in_syscall(g.pid, tid, scaled(5))
     stuck_at = time.monotonic()
-    time.sleep(2.5)
-    recent = [t for t in pings(manager.snapshot()) if t > stuck_at + 0.6]
-    assert recent == [], "WATCHDOG=1 went on while the governor loop was blocked"
-    assert g.request("/counter")[0] == 200          # the HTTP server is not the loop
-    assert g.request("/healthz")[0] == 503          # and it says the loop stalled
-
-    # unblock: a writer releases the blocked open(), a regular file replaces
-    # the FIFO, and the next tick reads it
-    fd = os.open(current, os.O_WRONLY | os.O_NONBLOCK)
-    tmp = cg.file(".memory.current.tmp")
-    write_file(tmp, f"{100 * MIB}\n")
-    os.rename(tmp, current)
-    os.close(fd)
+    try:
+        time.sleep(2.5)  # the time under test: no ping in it
+        recent = [t for t in pings(manager.snapshot()) if t > stuck_at + 0.6]
+        assert recent == [], "WATCHDOG=1 went on while the governor loop was blocked"
+        assert g.request("/counter")[0] == 200          # the HTTP server is not the loop
+        assert g.request("/healthz")[0] == 503          # and it says the loop stalled
+    finally:
+        _ptrace(PTRACE_DETACH, tid)  # the call goes on
     unstuck_at = time.monotonic()
     wait_until(lambda: len([t for t in pings(manager.snapshot()) if t > unstuck_at]) >= 2,
                3, "pings after the loop recovered")

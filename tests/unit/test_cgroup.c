@@ -1,21 +1,27 @@
 /* test_cgroup.c -- cgroupfs and /proc parsers, discovery against fixture
  * trees in the kernel's exact formats (tests/fixtures/cgroup, made by
- * tests/fixtures/make-cgroup-fixtures.py), and sampling, including files
- * that are garbage, vanish, come back or are replaced. */
+ * tests/fixtures/make-cgroup-fixtures.py), the bounded file read, and
+ * sampling, including files that are garbage, vanish, come back, are
+ * replaced or are FIFOs, and a cgroup directory that is replaced. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "cgroup_parse.h"
+#include "util.h"
 
 #define MIB (UINT64_C(1) << 20)
 
@@ -463,6 +469,138 @@ static void sampling_survives_bad_files(void **state)
     gov_cgroup_close(cg);
 }
 
+/* ---- the bounded read ------------------------------------------------------ */
+
+static void bounded_read(void **state)
+{
+    char path[PATH_MAX], err[PATH_MAX + 64], buf[8];
+    int fd;
+    (void)state;
+    snprintf(path, sizeof(path), "%s/seven", tmpdir);
+    write_file("seven", "1234567");
+    fd = gov_open_regular(path, err, sizeof(err));
+    assert_true(fd >= 0);
+    assert_int_equal(gov_read_bounded(fd, buf, sizeof(buf)), 7); /* exactly size - 1 fits */
+    assert_string_equal(buf, "1234567");
+    assert_int_equal(gov_read_bounded(fd, buf, sizeof(buf)), 7); /* again: pread from 0 */
+    close(fd);
+    write_file("seven", "12345678");
+    fd = gov_open_regular(path, err, sizeof(err));
+    assert_true(fd >= 0);
+    errno = 0;
+    assert_int_equal(gov_read_bounded(fd, buf, sizeof(buf)), -1); /* one byte too many */
+    assert_int_equal(errno, EFBIG);
+    close(fd);
+    write_file("seven", "");
+    fd = gov_open_regular(path, err, sizeof(err));
+    assert_int_equal(gov_read_bounded(fd, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    close(fd);
+    /* refused: a directory, a FIFO (without blocking), nothing */
+    assert_int_equal(gov_open_regular(tmpdir, err, sizeof(err)), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_non_null(strstr(err, ": not a regular file"));
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(10); /* a blocking open fails the test instead of hanging it */
+    assert_int_equal(gov_open_regular(path, err, sizeof(err)), -1);
+    alarm(0);
+    assert_int_equal(errno, EINVAL);
+    snprintf(path, sizeof(path), "%s/none", tmpdir);
+    assert_int_equal(gov_open_regular(path, err, sizeof(err)), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_non_null(strstr(err, "none: No such file or directory"));
+    assert_null(gov_read_file(tmpdir, 100, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "not a regular file"));
+}
+
+/* A FIFO where a cgroup file belongs, at open and swapped in later: opening
+ * it for reading would block until a writer comes; it is refused instead. */
+static void fifo_is_refused_not_waited_on(void **state)
+{
+    static const char *const names[] = {"memory.current", "memory.max", "memory.stat",
+                                         "memory.events"};
+    struct gov_cgroup_loc loc;
+    struct gov_cgroup *cg;
+    struct gov_cgroup_sample s;
+    char err[512], path[PATH_MAX], tmp[PATH_MAX];
+    (void)state;
+    assert_int_equal(gov_cgroup_locate_dir(tmpdir, &loc, err, sizeof(err)), 0);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char good[4096];
+        FILE *f;
+        size_t n;
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+        f = fopen(path, "r");
+        assert_non_null(f);
+        n = fread(good, 1, sizeof(good) - 1, f);
+        good[n] = '\0';
+        fclose(f);
+
+        /* at open */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        alarm(10); /* a blocking open fails the test instead of hanging it */
+        cg = gov_cgroup_open(&loc);
+        assert_non_null(cg);
+        assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), -1);
+        alarm(0);
+        assert_non_null(strstr(err, "not a regular file"));
+        assert_non_null(strstr(err, names[i]));
+        replace_file(names[i], good);
+        assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), 0);
+
+        /* swapped in by rename while open: the reopen must not block */
+        snprintf(tmp, sizeof(tmp), "%s/.fifo", tmpdir);
+        assert_int_equal(mkfifo(tmp, 0600), 0);
+        assert_int_equal(rename(tmp, path), 0);
+        alarm(10);
+        assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), -1);
+        alarm(0);
+        assert_non_null(strstr(err, "not a regular file"));
+        replace_file(names[i], good);
+        assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), 0);
+        gov_cgroup_close(cg);
+    }
+}
+
+/* The cgroup's directory renamed away and created anew with other figures:
+ * the next sample reads the new one (not the old one until it is deleted),
+ * and the owner is told once, to move its memory.events watch. */
+static void replaced_directory_is_followed(void **state)
+{
+    struct gov_cgroup_loc loc;
+    struct gov_cgroup *cg;
+    struct gov_cgroup_sample s;
+    char err[512], old[PATH_MAX], cmd[2 * PATH_MAX + 128];
+    (void)state;
+    assert_int_equal(gov_cgroup_locate_dir(tmpdir, &loc, err, sizeof(err)), 0);
+    cg = gov_cgroup_open(&loc);
+    assert_non_null(cg);
+    assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.current, 300 * MIB);
+    assert_false(gov_cgroup_take_replaced(cg));
+
+    snprintf(old, sizeof(old), "%s.old", tmpdir);
+    assert_int_equal(rename(tmpdir, old), 0);
+    snprintf(cmd, sizeof(cmd), "cp -r %s %s", old, tmpdir);
+    assert_int_equal(system(cmd), 0);
+    write_file("memory.current", "123456789\n");
+    write_file("memory.max", "987654321\n");
+    assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), 0);
+    assert_int_equal(s.current, 123456789);
+    assert_int_equal(s.limit, 987654321);
+    assert_true(gov_cgroup_take_replaced(cg));
+    assert_false(gov_cgroup_take_replaced(cg)); /* once */
+    assert_int_equal(gov_cgroup_sample(cg, &s, err, sizeof(err)), 0);
+    assert_false(gov_cgroup_take_replaced(cg)); /* the same directory: nothing */
+    assert_string_equal(gov_cgroup_events_path(cg) + strlen(tmpdir), "/memory.events");
+
+    gov_cgroup_close(cg);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", old);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -484,6 +622,9 @@ int main(void)
         cmocka_unit_test(locate_rejects_unreadable_proc),
         cmocka_unit_test_setup_teardown(cgroup_dir_detects_version, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(sampling_survives_bad_files, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(bounded_read, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(fifo_is_refused_not_waited_on, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(replaced_directory_is_followed, setup_dir, teardown_dir),
     };
     return cmocka_run_group_tests_name("cgroup", tests, NULL, NULL);
 }

@@ -179,6 +179,32 @@ static void shrink_releases_oldest_whole_blocks(void **state)
     gov_free(g);
 }
 
+/* A block that is not a whole number of pages costs whole pages: the
+ * buffer counts (and admission asks for) what the kernel maps. */
+static void blocks_cost_whole_pages(void **state)
+{
+    struct gov *g;
+    struct collector *c;
+    uint64_t bytes, blocks, page = (uint64_t)sysconf(_SC_PAGESIZE);
+    (void)state;
+    put("memory.max", GIB);
+    put("memory.current", 10 * MIB);
+    g = governor("[collector]\nblock_size = 5000\n");
+    c = collector_new(g);
+    assert_non_null(c);
+    for (int i = 0; i < 3; i++)
+        assert_true(collector_grow(c, page + 1));   /* two pages each */
+    assert_true(collector_grow(c, page));           /* one page exactly */
+    assert_true(collector_grow(c, 5000));           /* the policy's size */
+    collector_count(c, &bytes, &blocks);
+    assert_int_equal(blocks, 5);
+    assert_int_equal(bytes, 3 * 2 * page + page + (5000 + page - 1) / page * page);
+    assert_int_equal(collector_shrink(c, 1), 2 * page); /* the oldest, whole */
+    assert_false(collector_grow(c, UINT64_MAX));       /* no page count fits */
+    collector_free(c);
+    gov_free(g);
+}
+
 static uint64_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -278,6 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(grows_rotates_and_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(observe_mode_only_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(blocks_cost_whole_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(shrink_releases_oldest_whole_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(released_memory_returns_to_the_kernel, setup, teardown),
         cmocka_unit_test(cgroup_usage_falls_after_a_shrink),

@@ -213,6 +213,48 @@ static void commit_updates_state(void **state)
     assert_int_equal(st.last_limit, 150);
 }
 
+/* The 1% rule of limit_changed at the top of the range, where diff * 100
+ * wraps: every row is a real resize (or none) whatever the magnitude. */
+static void limit_change_near_uint64_max(void **state)
+{
+    static const struct {
+        uint64_t last, now;
+        bool changed;
+    } cases[] = {
+        /* 2^60 raised by 2^64/100 rounded up (16%): diff * 100 wraps to 84 */
+        {UINT64_C(1) << 60, (UINT64_C(1) << 60) + UINT64_C(184467440737095517), true},
+        {UINT64_C(1) << 60, (UINT64_C(1) << 61), true},
+        {UINT64_C(1) << 60, (UINT64_C(1) << 59), true},
+        {UINT64_C(1) << 60, (UINT64_C(1) << 60) + (UINT64_C(1) << 60) / 100 - 1, false},
+        {UINT64_C(1) << 60, (UINT64_C(1) << 60) + (UINT64_C(1) << 60) / 100 + 1, true},
+        /* near UINT64_MAX: halved, its diff * 100 wraps to 0 */
+        {UINT64_MAX - 1, UINT64_MAX / 2, true},
+        {UINT64_MAX, 1, true},
+        /* 1% of UINT64_MAX is 184467440737095516.15 bytes */
+        {UINT64_MAX, UINT64_MAX - UINT64_MAX / 100 - 1, true},
+        {UINT64_MAX, UINT64_MAX - UINT64_MAX / 100, false},
+        {UINT64_MAX - 4096, UINT64_MAX, false},
+        {UINT64_MAX, UINT64_MAX, false},
+        /* small limits keep the rule: 1% of 100 is 1, of 101 is 2 */
+        {100, 101, true},
+        {101, 102, false},
+        {101, 103, true},
+    };
+    struct gov_policy p;
+    (void)state;
+    gov_policy_defaults(&p);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gov_engine_state st = {.have_limit = true, .last_limit = cases[i].last};
+        struct gov_reading r = {.usage = 0, .limit = cases[i].now};
+        struct gov_verdict v;
+        gov_decide(&r, &p, &st, 1000, &v);
+        if (v.limit_changed != cases[i].changed)
+            print_error("case %zu: %llu -> %llu\n", i, (unsigned long long)cases[i].last,
+                        (unsigned long long)cases[i].now);
+        assert_int_equal(v.limit_changed, cases[i].changed);
+    }
+}
+
 /* ---- admission ------------------------------------------------------------- */
 
 struct arow {
@@ -335,6 +377,7 @@ int main(void)
         cmocka_unit_test(hysteresis_zero_leaves_just_below),
         cmocka_unit_test(signal_and_effective_limit),
         cmocka_unit_test(commit_updates_state),
+        cmocka_unit_test(limit_change_near_uint64_max),
         cmocka_unit_test(admission_table),
         cmocka_unit_test(admission_respects_the_floor),
         cmocka_unit_test(zero_limit_refuses_everything),

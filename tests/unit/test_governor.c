@@ -4,7 +4,8 @@
  * the test rewrites, reloads through the policy directory watch and
  * through gov_request_reload(), and a clean stop.  Also: a tick's shrink and
  * an admission eviction never run at once (act_lock), and a policy that
- * cannot be read for want of descriptors is retried, not rejected. */
+ * cannot be read for want of descriptors is retried, not rejected.  A
+ * governor thread that is stuck is stopped within a bound. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -329,6 +330,56 @@ static void tick_and_admission_release_one_at_a_time(void **state)
     pthread_cond_init(&cache.cond, NULL);
     put_bytes("memory.max", GIB);
     put_bytes("memory.current", 200 * MIB);
+/* A cache whose count callback blocks, once armed, until released: a
+ * governor thread stuck in a call that does not return. */
+struct stuck {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool armed, inside, release;
+};
+
+static void stuck_count(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+    struct stuck *s = ctx;
+    *bytes = *objects = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->armed) {
+        s->inside = true;
+        pthread_cond_broadcast(&s->cond);
+        while (!s->release)
+            pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static uint64_t stuck_shrink(void *ctx, uint64_t bytes)
+{
+    (void)ctx;
+    (void)bytes;
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* gov_stop_within() returns after its bound when the thread is stuck, and
+ * leaves the governor whole: it can still be stopped and freed later. */
+static void stop_is_bounded(void **state)
+{
+    struct gov_config cfg = {.cgroup_dir = dir, .embedded_policy = "[governor]\ninterval_ms=10\n"};
+    struct stuck s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct gov_shrinker sh = {.name = "stuck", .count = stuck_count, .shrink = stuck_shrink,
+                              .ctx = &s};
+    struct gov_status *st = malloc(sizeof(*st));
+    struct gov *g;
+    char err[400];
+    uint64_t t0, waited;
+    (void)state;
+    assert_non_null(st);
     g = gov_new(&cfg, err, sizeof(err));
     assert_non_null(g);
     assert_int_equal(gov_register_shrinker(g, &sh), 0);
@@ -449,6 +500,29 @@ static void out_of_descriptors_the_reload_is_retried(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+    /* the next tick gets stuck counting the cache */
+    pthread_mutex_lock(&s.lock);
+    s.armed = true;
+    while (!s.inside)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+
+    t0 = now_ms();
+    assert_false(gov_stop_within(g, 200));
+    waited = now_ms() - t0;
+    assert_true(waited >= 150); /* CLOCK_REALTIME vs MONOTONIC: a little slack */
+    assert_true(waited < 5000);
+    assert_false(gov_stop_within(g, 0));
+    gov_status(g, st); /* still whole and usable */
+
+    pthread_mutex_lock(&s.lock);
+    s.release = true;
+    pthread_cond_broadcast(&s.cond);
+    pthread_mutex_unlock(&s.lock);
+    assert_true(gov_stop_within(g, 5000));
+    assert_true(gov_stop_within(g, 0)); /* idempotent */
+    gov_free(g);
+    free(st);
 }
 
 int main(void)
@@ -460,6 +534,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(out_of_descriptors_the_reload_is_retried, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(stop_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests_name("governor", tests, NULL, NULL);
 }

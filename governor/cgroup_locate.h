@@ -1,0 +1,46 @@
+/* cgroup_locate.h -- where the process's memory figures come from.
+ *
+ * Discovery reads /proc/self/cgroup and /proc/self/mountinfo and picks, per
+ * controller, cgroup v2 when the unified hierarchy carries the memory
+ * controller for this process, else cgroup v1's memory hierarchy (mount point
+ * via libcgroup, cross-checked with mountinfo), else the host's /proc/meminfo
+ * (no memory cgroup at all, e.g. the root cgroup of a v2 host).  A directory
+ * given with --cgroup is used as the cgroup instead; its version is told by
+ * the files present.  Sampling the location is cgroup.h's business. */
+#ifndef GOVERNOR_CGROUP_LOCATE_H
+#define GOVERNOR_CGROUP_LOCATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum gov_cg_version { GOV_CG_HOST = 0, GOV_CG_V1 = 1, GOV_CG_V2 = 2 };
+
+/* Where the memory figures come from. */
+struct gov_cgroup_loc {
+    enum gov_cg_version version;
+    char dir[PATH_MAX];   /* the own cgroup's directory ("" for host) */
+    char root[PATH_MAX];  /* ancestors are walked up to and including this
+                             directory; "" = while a parent has memory.max */
+    char how[128];        /* how it was found, for /governor and logs */
+};
+
+/* Locates the memory cgroup of the calling process.  proc_cgroup and
+ * mountinfo are file paths (normally /proc/self/...); sysroot is prefixed to
+ * every mount point ("" normally, a fixture directory in tests).  Returns 0,
+ * or -1 with a message in err. */
+int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *sysroot,
+                      struct gov_cgroup_loc *out, char *err, size_t errlen);
+
+/* Uses dir as the cgroup (--cgroup): v2 if it has memory.current, v1 if it
+ * has memory.usage_in_bytes.  Returns 0 or -1 with a message. */
+int gov_cgroup_locate_dir(const char *dir, struct gov_cgroup_loc *out, char *err, size_t errlen);
+
+/* Whether dir/name exists and is not a directory (it may still be unreadable:
+ * the sample reports that). */
+bool gov_cgroup_dir_has(const char *dir, const char *name);
+
+/* Name of a version: "v1", "v2", "host". */
+const char *gov_cg_version_name(enum gov_cg_version v);
+
+#endif
