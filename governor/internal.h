@@ -44,10 +44,10 @@ struct gov {
     /* configuration (immutable after gov_new) */
     char *policy_path;
     char *embedded_policy;
-    bool collector_off;        /* gov_config.collector_off */
     struct gov_hooks hooks;
     struct gov_shrinker shrinkers[GOV_MAX_SHRINKERS];
     int nshrinkers;
+    bool collector_off;        /* gov_config.collector_off */
 
     /* governor thread only */
     struct gov_cgroup *cg;

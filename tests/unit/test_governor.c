@@ -330,56 +330,6 @@ static void tick_and_admission_release_one_at_a_time(void **state)
     pthread_cond_init(&cache.cond, NULL);
     put_bytes("memory.max", GIB);
     put_bytes("memory.current", 200 * MIB);
-/* A cache whose count callback blocks, once armed, until released: a
- * governor thread stuck in a call that does not return. */
-struct stuck {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool armed, inside, release;
-};
-
-static void stuck_count(void *ctx, uint64_t *bytes, uint64_t *objects)
-{
-    struct stuck *s = ctx;
-    *bytes = *objects = 0;
-    pthread_mutex_lock(&s->lock);
-    if (s->armed) {
-        s->inside = true;
-        pthread_cond_broadcast(&s->cond);
-        while (!s->release)
-            pthread_cond_wait(&s->cond, &s->lock);
-    }
-    pthread_mutex_unlock(&s->lock);
-}
-
-static uint64_t stuck_shrink(void *ctx, uint64_t bytes)
-{
-    (void)ctx;
-    (void)bytes;
-    return 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* gov_stop_within() returns after its bound when the thread is stuck, and
- * leaves the governor whole: it can still be stopped and freed later. */
-static void stop_is_bounded(void **state)
-{
-    struct gov_config cfg = {.cgroup_dir = dir, .embedded_policy = "[governor]\ninterval_ms=10\n"};
-    struct stuck s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    struct gov_shrinker sh = {.name = "stuck", .count = stuck_count, .shrink = stuck_shrink,
-                              .ctx = &s};
-    struct gov_status *st = malloc(sizeof(*st));
-    struct gov *g;
-    char err[400];
-    uint64_t t0, waited;
-    (void)state;
-    assert_non_null(st);
     g = gov_new(&cfg, err, sizeof(err));
     assert_non_null(g);
     assert_int_equal(gov_register_shrinker(g, &sh), 0);
@@ -500,6 +450,63 @@ static void out_of_descriptors_the_reload_is_retried(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A cache whose count callback blocks, once armed, until released: a
+ * governor thread stuck in a call that does not return. */
+struct stuck {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool armed, inside, release;
+};
+
+static void stuck_count(void *ctx, uint64_t *bytes, uint64_t *objects)
+{
+    struct stuck *s = ctx;
+    *bytes = *objects = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->armed) {
+        s->inside = true;
+        pthread_cond_broadcast(&s->cond);
+        while (!s->release)
+            pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static uint64_t stuck_shrink(void *ctx, uint64_t bytes)
+{
+    (void)ctx;
+    (void)bytes;
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* gov_stop_within() returns after its bound when the thread is stuck, and
+ * leaves the governor whole: it can still be stopped and freed later. */
+static void stop_is_bounded(void **state)
+{
+    struct gov_config cfg = {.cgroup_dir = dir, .embedded_policy = "[governor]\ninterval_ms=10\n"};
+    struct stuck s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    struct gov_shrinker sh = {.name = "stuck", .count = stuck_count, .shrink = stuck_shrink,
+                              .ctx = &s};
+    struct gov_status *st = malloc(sizeof(*st));
+    struct gov *g;
+    char err[400];
+    uint64_t t0, waited;
+    (void)state;
+    assert_non_null(st);
+    g = gov_new(&cfg, err, sizeof(err));
+    assert_non_null(g);
+    assert_int_equal(gov_register_shrinker(g, &sh), 0);
+    assert_int_equal(gov_start(g, err, sizeof(err)), 0);
+
     /* the next tick gets stuck counting the cache */
     pthread_mutex_lock(&s.lock);
     s.armed = true;
@@ -529,12 +536,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(governs_while_threads_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(stop_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(unreadable_source_makes_it_unready, setup, teardown),
         cmocka_unit_test_setup_teardown(tick_and_admission_release_one_at_a_time, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(out_of_descriptors_the_reload_is_retried, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(stop_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests_name("governor", tests, NULL, NULL);
 }
