@@ -59,21 +59,6 @@ struct http_server {
     uint16_t port;
 };
 
-static const unsigned counted_codes[HTTP_NCODES] = {200, 400, 404, 405, 500, 503, 0};
-
-unsigned http_code_at(unsigned i)
-{
-    return i < HTTP_NCODES ? counted_codes[i] : 0;
-}
-
-static unsigned code_slot(unsigned status)
-{
-    for (unsigned i = 0; i < HTTP_NCODES - 1; i++)
-        if (counted_codes[i] == status)
-            return i;
-    return HTTP_NCODES - 1;
-}
-
 void http_get_stats(const struct http_server *s, struct http_stats *out)
 {
     out->counter = atomic_load_explicit(&s->counter, memory_order_relaxed);
@@ -107,7 +92,7 @@ static enum MHD_Result send_body(struct http_server *s, struct MHD_Connection *c
             free(body);
         return MHD_NO;
     }
-    atomic_fetch_add_explicit(&s->responses[route][code_slot(status)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(status)], 1, memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (no_store)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -223,7 +208,7 @@ static enum MHD_Result handle_page(struct http_server *s, struct MHD_Connection 
         MHD_destroy_response(resp);
         return MHD_NO;
     }
-    atomic_fetch_add_explicit(&s->responses[route][code_slot(MHD_HTTP_OK)], 1,
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(MHD_HTTP_OK)], 1,
                               memory_order_relaxed);
     r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
@@ -238,7 +223,7 @@ static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connecti
     char *body = NULL;
 
     if (st && hs) {
-        gov_status(s->gov, st);
+        gov_status_brief(s->gov, st); /* /metrics shows no decisions */
         http_get_stats(s, hs);
         body = metrics_render(st, s->app, hs, &len);
     }

@@ -12,8 +12,8 @@
 #include <stdio.h>
 
 #include "governor.h"
-#include "http.h"
 #include "render.h"
+#include "routes.h"
 
 /* The Content-Type of the exposition format. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

@@ -1,4 +1,7 @@
-/* routes.c -- the routing table (see routes.h). */
+/* routes.c -- the routing table and the status code slots of the request
+ * statistics (see routes.h).  The statistics live here, beside the routes
+ * they are counted by, so that the HTTP server and the /metrics renderer
+ * both depend on this module and not on each other. */
 #include "routes.h"
 
 #include <string.h>
@@ -40,4 +43,19 @@ int route_precheck(const char *method, const char *path, enum route *out)
     if (!route_method_allowed(method))
         return 405;
     return 0;
+}
+
+static const unsigned counted_codes[HTTP_NCODES] = {200, 400, 404, 405, 500, 503, 0};
+
+unsigned http_code_at(unsigned i)
+{
+    return i < HTTP_NCODES ? counted_codes[i] : 0;
+}
+
+unsigned http_code_slot(unsigned status)
+{
+    for (unsigned i = 0; i < HTTP_NCODES - 1; i++)
+        if (counted_codes[i] == status)
+            return i;
+    return HTTP_NCODES - 1;
 }

@@ -1,4 +1,5 @@
-/* routes.h -- which handler answers a request: pure, fuzzed, no I/O.
+/* routes.h -- which handler answers a request, and the request statistics
+ * kept per route: pure, fuzzed, no I/O.
  *
  * Paths match exactly (no trailing slash, no prefix matching); the query
  * string is not part of the path libmicrohttpd passes.  Only GET and HEAD
@@ -6,6 +7,8 @@
  * HEAD", on an unknown path 404. */
 #ifndef APP_ROUTES_H
 #define APP_ROUTES_H
+
+#include <stdint.h>
 
 enum route {
     ROUTE_NOT_FOUND = 0,
@@ -33,5 +36,26 @@ int route_method_allowed(const char *method);
 /* The HTTP status a request gets before its handler runs: 404 for an unknown
  * path, 405 for a method other than GET/HEAD, 0 when the handler decides. */
 int route_precheck(const char *method, const char *path, enum route *out);
+
+/* ---- request statistics (counted by the HTTP server, shown by /metrics) ---- */
+
+/* Status codes counted per route: 200, 400, 404, 405, 500, 503 and a last
+ * slot for any other code.  Responses libmicrohttpd makes by itself (400,
+ * 413, 414, 431 for malformed or over-long requests) never reach a handler
+ * and are not counted. */
+#define HTTP_NCODES 7
+
+/* The status code counted in slot i, 0 for the "other" slot. */
+unsigned http_code_at(unsigned i);
+
+/* The slot a status code is counted in (the last one for any other code). */
+unsigned http_code_slot(unsigned status);
+
+/* A copy of the server's statistics, for /metrics. */
+struct http_stats {
+    uint64_t counter;                            /* last value /counter served */
+    uint64_t requests[ROUTE_COUNT][HTTP_NCODES]; /* responses by route and code slot;
+                                                    ROUTE_NOT_FOUND = unknown paths */
+};
 
 #endif

@@ -39,11 +39,28 @@ static void only_get_and_head(void **state)
     assert_int_equal(route_precheck(NULL, "/counter", &r), 405);
 }
 
+/* Every counted code has its own slot and reads back; anything else lands
+ * in the last ("other") slot. */
+static void status_code_slots(void **state)
+{
+    (void)state;
+    for (unsigned i = 0; i < HTTP_NCODES - 1; i++) {
+        assert_int_not_equal(http_code_at(i), 0);
+        assert_int_equal(http_code_slot(http_code_at(i)), i);
+    }
+    assert_int_equal(http_code_at(HTTP_NCODES - 1), 0);
+    assert_int_equal(http_code_at(HTTP_NCODES), 0);
+    assert_int_equal(http_code_slot(501), HTTP_NCODES - 1);
+    assert_int_equal(http_code_slot(0), HTTP_NCODES - 1);
+    assert_int_equal(http_code_slot(200), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes_match_exactly),
         cmocka_unit_test(only_get_and_head),
+        cmocka_unit_test(status_code_slots),
     };
     return cmocka_run_group_tests_name("routes", tests, NULL, NULL);
 }
