@@ -73,9 +73,9 @@ void http_get_stats(const struct http_server *s, struct http_stats *out)
 #define MIN_THREADS 8u
 #define CONN_MEMORY (8u * 1024u) /* request line and headers, parsed in place */
 
-/* Mark a connection's request as begun (the first handler call), with its
- * body framing clear or ambiguous. */
-static const char request_seen, body_ambiguous;
+/* *con_cls of a request from the first handler call on (before it: what
+ * uri_logged() returned). */
+static const char request_seen;
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -236,49 +236,99 @@ static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connecti
                      MHD_RESPMEM_MUST_FREE, true);
 }
 
-/* Body framing a proxy in front could read differently from us (request
- * smuggling): several Content-Length headers, or Content-Length together with
- * Transfer-Encoding (RFC 9112 6.3).  One pass over the (few) headers. */
-struct framing {
-    unsigned content_length, transfer_encoding;
+/* ---- requests RFC 9112 says to reject ------------------------------------------
+ *
+ * libmicrohttpd parses a request in place in its read buffer: it replaces
+ * the spaces around the request target, each header's colon and each line
+ * end (CR and LF) with NULs, and hands out pointers into that buffer.  A NUL
+ * the client sent therefore cuts a string short without any trace in the
+ * strings themselves ("GET /counter\0/x" arrives as "/counter"); it shows
+ * only in where the strings lie:
+ *   - the request target: the URI log callback sees it raw, before
+ *     unescaping, and records where its first NUL is; that must be the NUL
+ *     that replaced the space before the version, i.e. version - 1;
+ *   - header fields (in the order they arrived): a value must end one or two
+ *     bytes (LF, CRLF) before the next field's name begins, and the byte
+ *     after the last value's NUL must be another line-end NUL.
+ * A NUL directly before a bare LF looks like a CR and goes unnoticed; it hides
+ * nothing, as no byte follows it on its line.  The rest (field names,
+ * control characters, Host, framing) is decided by request_verdict()
+ * (routes.c) from the strings. */
+
+/* The URI log callback's verdict on a raw request target with a character
+ * that is never valid (control, space, "%00"). */
+static const char target_bad;
+
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    if (!uri || !request_target_ok(uri))
+        return (void *)&target_bad;
+    return (void *)(uri + strlen(uri)); /* its first NUL */
+}
+
+struct field_scan {
+    struct request_fields fields;
+    const char *value_end; /* the previous value's terminating NUL */
+    bool hidden_nul;
 };
 
-static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
 {
-    struct framing *f = cls;
+    struct field_scan *f = cls;
     (void)kind;
-    (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        f->content_length++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-        f->transfer_encoding++;
+    if (f->value_end && (key - f->value_end < 1 || key - f->value_end > 2))
+        f->hidden_nul = true;
+    request_fields_add(&f->fields, key, value);
+    f->value_end = value ? value + strlen(value) : NULL;
     return MHD_YES;
 }
 
-/* 400, and the connection is closed: where the next request starts is
- * exactly what is in doubt. */
-static enum MHD_Result send_ambiguous(struct MHD_Connection *conn)
+/* The status a request gets before any handler runs (0: none), with why. */
+static int check_request(struct MHD_Connection *conn, const void *target_end,
+                         const char *version, const char **why)
 {
-    static const char body[] =
-        "ambiguous body framing: several Content-Length or Transfer-Encoding headers\n";
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    struct field_scan f;
+    int status;
+
+    if (target_end == &target_bad || !version || target_end != version - 1) {
+        *why = "malformed request target (NUL, control character, space or %00)";
+        return 400;
+    }
+    memset(&f, 0, sizeof(f));
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_field, &f);
+    if (f.hidden_nul || (f.value_end && f.value_end[1] != '\0')) {
+        *why = "malformed header line (NUL or line folding)";
+        return 400;
+    }
+    status = request_verdict(&f.fields, strcmp(version, MHD_HTTP_VERSION_1_1) == 0, why);
+    return status;
+}
+
+/* 400 or 501, queued while the request's body (if any) is unread: then
+ * libmicrohttpd reads nothing more from the connection, sends the answer
+ * with "Connection: close" and closes it -- where the next request would
+ * start is exactly what is in doubt. */
+static enum MHD_Result send_reject(struct http_server *s, struct MHD_Connection *conn,
+                                   const char *url, unsigned status, const char *why)
+{
+    char body[160];
+    int len = snprintf(body, sizeof(body), "%s\n", why);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        (size_t)MIN(MAX(len, 0), (int)sizeof(body) - 1), body, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r;
     if (!resp)
         return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[route_lookup(url)][http_code_slot(status)], 1,
+                              memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    r = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, resp);
+    r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
-}
-
-static bool framing_ok(struct MHD_Connection *conn)
-{
-    struct framing f = {0, 0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
-    return f.content_length + f.transfer_encoding <= 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -289,20 +339,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     enum route route;
     int status;
-    (void)version;
     (void)upload_data;
 
-    if (*con_cls == NULL) {
-        *con_cls = (void *)(framing_ok(conn) ? &request_seen : &body_ambiguous);
+    if (*con_cls != &request_seen) {
+        /* the first call: the request line and headers are complete */
+        const char *why;
+        int reject = check_request(conn, *con_cls, version, &why);
+        *con_cls = (void *)&request_seen;
         atomic_fetch_add(&s->inflight, 1);
+        if (reject)
+            return send_reject(s, conn, url, (unsigned)reject, why);
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* bodies are not used by any endpoint: drain them */
         return MHD_YES;
     }
-    if (*con_cls == &body_ambiguous)
-        return send_ambiguous(conn);
     status = route_precheck(method, url, &route);
     if (status == 404)
         return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -340,10 +392,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_server *s = cls;
     (void)conn;
     (void)toe;
-    if (*con_cls) {
+    /* also called for requests that ended before the handler saw them (the
+     * URI log callback already made libmicrohttpd aware of them) */
+    if (*con_cls == &request_seen)
         atomic_fetch_sub(&s->inflight, 1);
-        *con_cls = NULL;
-    }
+    *con_cls = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -451,7 +504,7 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
         threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 10u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

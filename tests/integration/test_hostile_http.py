@@ -300,3 +300,111 @@ def test_many_short_connections_leak_nothing(cgroup, daemons, tmp_path):
         s.close()
     settle_fds(d, before)
     assert os.path.exists(f"/proc/{d.proc.pid}")
+
+
+def answer_then_close(d, data, timeout=5):
+    """Sends raw bytes (without half-closing) and reads until the server
+    closes the connection; fails if it does not close within the (scaled)
+    timeout.  Returns everything the server sent."""
+    s = connect(d, timeout)
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass  # answered and closed before reading it all
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                raise AssertionError(f"connection still open after {scaled(timeout)} s; "
+                                     f"got {out[:300]!r}")
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+SMUGGLED = b"GET /counter HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_framing_rfc9112_rejects_is_rejected_and_closed(cgroup, daemons, tmp_path):
+    """What RFC 9112 says to reject gets 400 or 501 with "Connection: close",
+    the connection is closed, and nothing behind it runs as a request: the
+    /counter value moves only by the probes of still_serving()."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    first = still_serving(d)
+    before = d.fds()
+    cases = [
+        # white space before the colon: not a Content-Length for libmicrohttpd,
+        # so the "body" used to run as a second request
+        (REQ + b"Content-Length : %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
+        (REQ + b"Content-Length\t: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
+        (REQ + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+        # transfer codings other than chunked (gzip used to hang 10 s)
+        (REQ + b"Transfer-Encoding: gzip\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: identity\r\n\r\n" + SMUGGLED, 501),
+        # NULs: in the path, in header values (the last one or an earlier one)
+        (b"GET /counter\x00/x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter\x00 HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter%00/x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00c\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00\x00c\r\nX-B: d\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00\r\nX-B: d\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter HTTP/1.1\r\nX-A: \x00" + b"\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        # other control characters, space in the target
+        (REQ + b"X-A: b\rc\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter /x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /coun\x01ter HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        # Host: missing (HTTP/1.1) or more than one
+        (b"GET /counter HTTP/1.1\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"Host: y\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n" + SMUGGLED, 400),
+        # line folding (obs-fold)
+        (REQ + b"X-A: b\r\n c\r\n\r\n" + SMUGGLED, 400),
+    ]
+    for request, expected in cases:
+        t0 = time.monotonic()
+        raw = answer_then_close(d, request)
+        assert raw, request
+        assert status_of(raw) == expected, (request[:120], raw[:300])
+        head = raw.split(b"\r\n\r\n", 1)[0].lower()
+        assert b"\r\nconnection: close" in head, (request[:120], raw[:300])
+        assert statuses(raw) == [expected], (request[:120], raw[:600])
+        assert b"Counter value" not in raw, (request[:120], raw[:300])
+        # answered at once, not after the 10 s idle timeout
+        assert time.monotonic() - t0 < scaled(3), (request[:120], time.monotonic() - t0)
+    # no rejected request and no smuggled one used a value
+    assert still_serving(d) == first + 1
+    settle_fds(d, before)
+
+
+def test_framing_rfc9112_still_accepts_valid_requests(cgroup, daemons, tmp_path):
+    """The checks refuse nothing the RFC allows: bare LF line ends, HTTP/1.0
+    without Host, an empty Host, percent-encoding, a query, chunked bodies,
+    HTAB in a value, pipelining after all of them."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    first = still_serving(d)
+    ok = [
+        b"GET /counter HTTP/1.1\nHost: x\n\n",
+        b"GET /counter HTTP/1.1\r\nHost: x\nX-A: b\r\n\n",
+        b"GET /counter HTTP/1.0\r\n\r\n",
+        b"GET /counter HTTP/1.1\r\nHost:\r\n\r\n",
+        b"GET /coun%74er HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /counter?a=b&c=%41 HTTP/1.1\r\nHost: x\r\n\r\n",
+        REQ + b"X-A: b\tc\r\nX-B:  d \r\n\r\n",
+        REQ + b"transfer-encoding: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        REQ + b"Content-Length: 3\r\n\r\nabc",
+    ]
+    batch = b"".join(r if r.endswith(b"\n\n") or b"HTTP/1.0" not in r else
+                     r.replace(b"HTTP/1.0\r\n\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                     for r in ok)
+    raw = exchange(d, batch, responses=len(ok))
+    assert statuses(raw) == [200] * len(ok), raw[:2000]
+    assert counter_bodies(raw) == list(range(first + 1, first + 1 + len(ok)))
