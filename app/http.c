@@ -51,7 +51,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     struct gov *gov;
     const struct app_info *app;
-    atomic_uint_fast64_t counter;  /* /counter's N: one per request, never repeated */
+    atomic_uint_fast64_t counter;  /* /counter's N: one per GET, never repeated */
     atomic_int inflight;           /* requests begun and not yet completed */
     /* responses by route and status code slot, for /metrics: one relaxed
      * increment per response keeps the /counter path cheap */
@@ -112,10 +112,17 @@ static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection 
 
 /* ---- handlers ------------------------------------------------------------- */
 
-static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn)
+/* GET takes the next value.  HEAD takes none: it is a safe method (RFC 9110
+ * 9.2.1) that monitors use to probe, so it answers with the headers GET
+ * would get now -- the Content-Length of the next value -- and leaves that
+ * value to the next GET. */
+static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn,
+                                      const char *method)
 {
     char buf[48];
-    uint64_t n = atomic_fetch_add(&s->counter, 1) + 1;
+    uint64_t n = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0
+                     ? atomic_load(&s->counter) + 1
+                     : atomic_fetch_add(&s->counter, 1) + 1;
     int len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
     return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
                      (size_t)len, MHD_RESPMEM_MUST_COPY, true);
@@ -363,7 +370,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     switch (route) {
     case ROUTE_COUNTER:
-        return handle_counter(s, conn);
+        return handle_counter(s, conn, method);
     case ROUTE_GOVERNOR:
         return handle_governor(s, conn);
     case ROUTE_METRICS:

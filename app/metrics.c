@@ -262,7 +262,7 @@ static void http_families(FILE *f, const struct http_stats *h)
 
     /* not governor_counter_value: promtool rejects type names in metric names */
     counter_u64(f, "governor_visits_total",
-                "Last value served by /counter: the visits it counted (GET and HEAD).",
+                "Last value served by /counter: the visits it counted (GET; HEAD uses no value).",
                 h->counter);
     family(f, "governor_http_requests_total", "counter",
            "HTTP responses by path and status code; path \"other\" counts unknown paths. "

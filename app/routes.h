@@ -88,7 +88,7 @@ unsigned http_code_slot(unsigned status);
 
 /* A copy of the server's statistics, for /metrics. */
 struct http_stats {
-    uint64_t counter;                            /* last value /counter served */
+    uint64_t counter;                            /* last value GET /counter served */
     uint64_t requests[ROUTE_COUNT][HTTP_NCODES]; /* responses by route and code slot;
                                                     ROUTE_NOT_FOUND = unknown paths */
 };

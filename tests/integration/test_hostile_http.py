@@ -408,3 +408,23 @@ def test_framing_rfc9112_still_accepts_valid_requests(cgroup, daemons, tmp_path)
     raw = exchange(d, batch, responses=len(ok))
     assert statuses(raw) == [200] * len(ok), raw[:2000]
     assert counter_bodies(raw) == list(range(first + 1, first + 1 + len(ok)))
+
+
+def test_head_counter_uses_no_value(cgroup, daemons, tmp_path):
+    """HEAD is safe (RFC 9110 9.2.1): a monitor probing /counter with HEAD
+    gets GET's headers -- the Content-Length of the next value -- and no
+    body, and the next GET still gets the next value."""
+    d = serve(daemons, cgroup, tmp_path)
+    first = still_serving(d)
+    for _ in range(5):
+        code, headers, body = d.request("/counter", method="HEAD")
+        assert code == 200 and body == b""
+        assert headers["Content-Length"] == str(len(f"Counter value: {first + 1}"))
+        assert headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert headers["Cache-Control"] == "no-store"
+    assert still_serving(d) == first + 1
+    # also on one keep-alive connection, pipelined between two GETs
+    raw = exchange(d, REQ + b"\r\n" + b"HEAD /counter HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + REQ +
+                   b"Connection: close\r\n\r\n", responses=99)  # read until the close
+    assert counter_bodies(raw) == [first + 2, first + 3]
+    assert statuses(raw) == [200] * 5
