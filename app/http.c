@@ -53,6 +53,7 @@ struct http_server {
     const struct app_info *app;
     atomic_uint_fast64_t counter;  /* /counter's N: one per GET, never repeated */
     atomic_int inflight;           /* requests begun and not yet completed */
+    atomic_size_t output_bytes;    /* rendered bodies held for connections (OUTPUT_BUDGET) */
     /* responses by route and status code slot, for /metrics: one relaxed
      * increment per response keeps the /counter path cheap */
     atomic_uint_fast64_t responses[ROUTE_COUNT][HTTP_NCODES];
@@ -77,6 +78,80 @@ void http_get_stats(const struct http_server *s, struct http_stats *out)
  * uri_logged() returned). */
 static const char request_seen;
 
+/* ---- output memory ------------------------------------------------------------
+ *
+ * A client that sends requests and never reads the answers pins memory the
+ * governor cannot shrink: the rendered body (until libmicrohttpd has handed
+ * all of it to the kernel) and the socket's send queue, which cgroup v2
+ * charges to this process's cgroup and which TCP autotuning lets grow to
+ * net.ipv4.tcp_wmem's maximum (4 MiB by default) per connection.  Three
+ * bounds, documented in README.md ("Limits"):
+ *   - SEND_BUFFER: SO_SNDBUF of every accepted socket (the kernel doubles it
+ *     for its bookkeeping and stops autotuning), so a connection queues at
+ *     most 2 x SEND_BUFFER in the kernel;
+ *   - OUTPUT_BUDGET: rendered bodies (/governor, /governor/history,
+ *     /metrics) still held for their connections; past it those paths answer
+ *     503 with Retry-After until slow readers free theirs;
+ *   - the connection limit and the idle timeout, which closes a connection
+ *     whose answer has not moved for timeout_s seconds (the send timeout).
+ * Responses are one at a time per connection: libmicrohttpd reads the next
+ * pipelined request only after the previous answer is out. */
+#define SEND_BUFFER (16 * 1024)
+#define OUTPUT_BUDGET ((size_t)16 << 20)
+
+struct charge {
+    struct http_server *s;
+    void *body;
+    size_t len;
+};
+
+static void release_charge(void *cls)
+{
+    struct charge *c = cls;
+    atomic_fetch_sub_explicit(&c->s->output_bytes, c->len, memory_order_relaxed);
+    free(c->body);
+    free(c);
+}
+
+/* A response owning body (malloc'd), whose length counts against
+ * OUTPUT_BUDGET until libmicrohttpd frees it.  Frees body on failure. */
+static struct MHD_Response *charged_response(struct http_server *s, void *body, size_t len)
+{
+    struct charge *c = malloc(sizeof(*c));
+    struct MHD_Response *resp;
+    if (!c) {
+        free(body);
+        return NULL;
+    }
+    *c = (struct charge){s, body, len};
+    atomic_fetch_add_explicit(&s->output_bytes, len, memory_order_relaxed);
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(len, body, release_charge, c);
+    if (!resp)
+        release_charge(c);
+    return resp;
+}
+
+/* True when rendered bodies held for connections have reached the budget. */
+static bool output_full(struct http_server *s)
+{
+    return atomic_load_explicit(&s->output_bytes, memory_order_relaxed) >= OUTPUT_BUDGET;
+}
+
+/* Every accepted socket gets its SO_SNDBUF before its first request. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    const union MHD_ConnectionInfo *ci;
+    int size = SEND_BUFFER;
+    (void)cls;
+    (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
+        gov_log(LOG_DEBUG, "http", "cannot set SO_SNDBUF", NULL);
+}
+
 /* ---- responses ------------------------------------------------------------ */
 
 /* Queues a response and counts it under its route and status code. */
@@ -84,14 +159,16 @@ static enum MHD_Result send_body(struct http_server *s, struct MHD_Connection *c
                                  enum route route, unsigned status, const char *type, void *body,
                                  size_t len, enum MHD_ResponseMemoryMode mode, bool no_store)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+    struct MHD_Response *resp;
     enum MHD_Result r;
 
-    if (!resp) {
-        if (mode == MHD_RESPMEM_MUST_FREE)
-            free(body);
-        return MHD_NO;
+    if (mode == MHD_RESPMEM_MUST_FREE) {
+        resp = charged_response(s, body, len);
+    } else {
+        resp = MHD_create_response_from_buffer(len, body, mode);
     }
+    if (!resp)
+        return MHD_NO;
     atomic_fetch_add_explicit(&s->responses[route][http_code_slot(status)], 1, memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (no_store)
@@ -108,6 +185,26 @@ static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection 
 {
     return send_body(s, conn, route, status, "text/plain; charset=utf-8", (void *)text,
                      strlen(text), MHD_RESPMEM_PERSISTENT, true);
+}
+
+/* 503 while rendered bodies held for slow readers fill OUTPUT_BUDGET. */
+static enum MHD_Result send_busy(struct http_server *s, struct MHD_Connection *conn,
+                                 enum route route)
+{
+    static const char body[] = "busy: too many answers wait for slow clients; retry\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result r;
+    if (!resp)
+        return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(MHD_HTTP_SERVICE_UNAVAILABLE)],
+                              1, memory_order_relaxed);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return r;
 }
 
 /* ---- handlers ------------------------------------------------------------- */
@@ -130,9 +227,12 @@ static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connecti
 
 static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
 {
-    struct gov_status *st = malloc(sizeof(*st));
+    struct gov_status *st;
     size_t len = 0;
     char *body;
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_GOVERNOR);
+    st = malloc(sizeof(*st));
     if (!st)
         return send_static(s, conn, ROUTE_GOVERNOR, MHD_HTTP_INTERNAL_SERVER_ERROR,
                            "out of memory\n");
@@ -177,6 +277,8 @@ static enum MHD_Result handle_history(struct http_server *s, struct MHD_Connecti
                          "text/plain; charset=utf-8", msg, (size_t)MIN(mlen, (int)sizeof(msg) - 1),
                          MHD_RESPMEM_MUST_COPY, true);
     }
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_HISTORY);
     st = malloc(sizeof(*st));
     samples = malloc(sizeof(*samples) * GOV_HISTORY_SIZE);
     if (st && samples) {
@@ -224,11 +326,15 @@ static enum MHD_Result handle_page(struct http_server *s, struct MHD_Connection 
 
 static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connection *conn)
 {
-    struct gov_status *st = malloc(sizeof(*st));
-    struct http_stats *hs = malloc(sizeof(*hs));
+    struct gov_status *st;
+    struct http_stats *hs;
     size_t len = 0;
     char *body = NULL;
 
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_METRICS);
+    st = malloc(sizeof(*st));
+    hs = malloc(sizeof(*hs));
     if (st && hs) {
         gov_status_brief(s->gov, st); /* /metrics shows no decisions */
         http_get_stats(s, hs);
@@ -511,7 +617,8 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
         threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 10u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

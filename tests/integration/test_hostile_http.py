@@ -16,7 +16,7 @@ import threading
 import time
 
 from conftest import complete_responses
-from daemon import scaled, write_file
+from daemon import scaled, wait_until, write_file
 
 
 def connect(d, timeout=5):
@@ -428,3 +428,53 @@ def test_head_counter_uses_no_value(cgroup, daemons, tmp_path):
                    b"Connection: close\r\n\r\n", responses=99)  # read until the close
     assert counter_bodies(raw) == [first + 2, first + 3]
     assert statuses(raw) == [200] * 5
+
+
+def server_send_queues(port):
+    """Send-Q (bytes written and not yet acknowledged) of each established
+    socket whose local port is `port`, from /proc/net/tcp."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                out.append(int(queues.split(":")[0], 16))
+    return out
+
+
+def test_clients_that_never_read_pin_little_kernel_memory(cgroup, daemons, tmp_path):
+    """Clients that pipeline requests and never read: each server socket
+    queues at most 2 x SO_SNDBUF (16 KiB) in the kernel -- memory a cgroup v2
+    charges to governord -- instead of growing with TCP autotuning to
+    hundreds of KiB each (tcp_wmem's maximum is 4 MiB)."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    still_serving(d)
+    n = 40
+    clients = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(scaled(5))
+            s.connect(("127.0.0.1", d.port))
+            s.sendall(b"GET /governor HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+            clients.append(s)
+        # wait until the server is stuck on every connection: all n send
+        # queues non-empty and unchanged over two readings
+        last = [None]
+
+        def stuck():
+            q = sorted(server_send_queues(d.port))
+            same = len(q) == n and all(q) and q == last[0]
+            last[0] = q
+            if not same:
+                time.sleep(0.2)
+            return same
+
+        wait_until(stuck, timeout=scaled(20), what="the server blocked on every slow client")
+        assert max(last[0]) <= 2 * 16384, last[0]
+        still_serving(d)
+    finally:
+        for s in clients:
+            s.close()
