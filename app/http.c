@@ -86,14 +86,15 @@ static const char request_seen;
  * charges to this process's cgroup and which TCP autotuning lets grow to
  * net.ipv4.tcp_wmem's maximum (4 MiB by default) per connection.  Three
  * bounds, documented in README.md ("Limits"):
- *   - SEND_BUFFER: SO_SNDBUF of every accepted socket (the kernel doubles it
- *     for its bookkeeping and stops autotuning), so a connection queues at
- *     most 2 x SEND_BUFFER in the kernel;
+ *   - SEND_BUFFER: SO_SNDBUF and SO_RCVBUF of every accepted socket (the
+ *     kernel doubles them for its bookkeeping and stops autotuning), so a
+ *     connection queues at most 2 x SEND_BUFFER each way in the kernel;
  *   - OUTPUT_BUDGET: rendered bodies (/governor, /governor/history,
  *     /metrics) still held for their connections; past it those paths answer
  *     503 with Retry-After until slow readers free theirs;
  *   - the connection limit and the idle timeout, which closes a connection
- *     whose answer has not moved for timeout_s seconds (the send timeout).
+ *     whose answer has not moved for timeout_s seconds (the send timeout),
+ *     with a reset that frees its queues (reset_on_close()).
  * Responses are one at a time per connection: libmicrohttpd reads the next
  * pipelined request only after the previous answer is out. */
 #define SEND_BUFFER (16 * 1024)
@@ -137,7 +138,9 @@ static bool output_full(struct http_server *s)
     return atomic_load_explicit(&s->output_bytes, memory_order_relaxed) >= OUTPUT_BUDGET;
 }
 
-/* Every accepted socket gets its SO_SNDBUF before its first request. */
+/* Every accepted socket gets its SO_SNDBUF and SO_RCVBUF before its first
+ * request (the receive side holds pipelined requests not yet read; requests
+ * are small and bodies are ignored, so a small window costs nothing). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -148,8 +151,24 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (toe != MHD_CONNECTION_NOTIFY_STARTED)
         return;
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0)
-        gov_log(LOG_DEBUG, "http", "cannot set SO_SNDBUF", NULL);
+    if (ci && (setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0 ||
+               setsockopt(ci->connect_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0))
+        gov_log(LOG_DEBUG, "http", "cannot set SO_SNDBUF/SO_RCVBUF", NULL);
+}
+
+/* An answer that has not moved for the idle timeout is abandoned: when
+ * libmicrohttpd then closes the socket, the kernel would keep the unsent
+ * queue -- with the FIN behind it -- as an orphan socket for minutes of
+ * zero-window probes, still charged to this cgroup.  SO_LINGER 0 makes that
+ * close a reset, which frees the queue at once.  (Only for timeouts: an
+ * ordinary close must let the last answer drain.) */
+static void reset_on_close(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+        gov_log(LOG_DEBUG, "http", "cannot set SO_LINGER", NULL);
 }
 
 /* ---- responses ------------------------------------------------------------ */
@@ -503,13 +522,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
-    (void)conn;
-    (void)toe;
     /* also called for requests that ended before the handler saw them (the
      * URI log callback already made libmicrohttpd aware of them) */
     if (*con_cls == &request_seen)
         atomic_fetch_sub(&s->inflight, 1);
     *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        reset_on_close(conn);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -430,24 +430,32 @@ def test_head_counter_uses_no_value(cgroup, daemons, tmp_path):
     assert statuses(raw) == [200] * 5
 
 
-def server_send_queues(port):
-    """Send-Q (bytes written and not yet acknowledged) of each established
-    socket whose local port is `port`, from /proc/net/tcp."""
+def server_sockets(port):
+    """(state, Send-Q) of every socket but the listener whose local port is
+    `port`, from /proc/net/tcp: state "01" is ESTABLISHED, "04" FIN_WAIT1
+    (closed, its queue still held); Send-Q counts the bytes written and not
+    yet acknowledged."""
     out = []
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
             local, state, queues = fields[1], fields[3], fields[4]
-            if state == "01" and int(local.split(":")[1], 16) == port:
-                out.append(int(queues.split(":")[0], 16))
+            if state != "0A" and int(local.split(":")[1], 16) == port:
+                out.append((state, int(queues.split(":")[0], 16)))
     return out
+
+
+def server_send_queues(port):
+    return [q for state, q in server_sockets(port) if state == "01"]
 
 
 def test_clients_that_never_read_pin_little_kernel_memory(cgroup, daemons, tmp_path):
     """Clients that pipeline requests and never read: each server socket
     queues at most 2 x SO_SNDBUF (16 KiB) in the kernel -- memory a cgroup v2
     charges to governord -- instead of growing with TCP autotuning to
-    hundreds of KiB each (tcp_wmem's maximum is 4 MiB)."""
+    hundreds of KiB each (tcp_wmem's maximum is 4 MiB); and once their
+    answers have not moved for the idle timeout (10 s) the server resets
+    them, so that no closed socket keeps its queue as an orphan."""
     d = serve(daemons, cgroup, tmp_path, "--threads", "2")
     still_serving(d)
     n = 40
@@ -458,7 +466,9 @@ def test_clients_that_never_read_pin_little_kernel_memory(cgroup, daemons, tmp_p
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             s.settimeout(scaled(5))
             s.connect(("127.0.0.1", d.port))
-            s.sendall(b"GET /governor HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+            # 40 answers of about 2 KB; 1.5 KB of requests, which the server
+            # reads at once (so that a plain close would not reset)
+            s.sendall(b"GET /governor HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
             clients.append(s)
         # wait until the server is stuck on every connection: all n send
         # queues non-empty and unchanged over two readings
@@ -474,6 +484,20 @@ def test_clients_that_never_read_pin_little_kernel_memory(cgroup, daemons, tmp_p
 
         wait_until(stuck, timeout=scaled(20), what="the server blocked on every slow client")
         assert max(last[0]) <= 2 * 16384, last[0]
+        still_serving(d)
+        # the idle timeout: every stuck connection is reset, none lingers
+        wait_until(lambda: not server_sockets(d.port) or time.sleep(0.2),
+                   timeout=scaled(25), what="the server to drop every stuck connection")
+        for s in clients:  # what they hold is readable, then the reset
+            s.setblocking(False)
+            try:
+                while s.recv(1 << 20):
+                    pass
+                raise AssertionError("closed without a reset")
+            except ConnectionResetError:
+                pass
+            except BlockingIOError:
+                raise AssertionError("a stuck connection is still open")
         still_serving(d)
     finally:
         for s in clients:
