@@ -439,8 +439,8 @@ case_slow_readers() {
     [ "$ooms" = 0 ] || fail "memory.events oom_kill $ooms"
     [ "$connected" = $SLOW_CLIENTS ] || fail "only $connected of $SLOW_CLIENTS clients connected"
     [ "$health" = ok ] || fail "/healthz answered '$health' while the clients held"
-    # 2 x 16 KiB each way per connection, plus slack for the kernel's rounding
-    bound=$((SLOW_CLIENTS * 80 * 1024))
+    # 2 x 16 KiB each way per connection
+    bound=$((SLOW_CLIENTS * 64 * 1024))
     [ $max_sock -le $bound ] || fail "socket memory reached $(mib $max_sock) > $(mib $bound) for $SLOW_CLIENTS connections"
     [ "$closed" = $SLOW_CLIENTS ] || fail "the server closed only $closed of $SLOW_CLIENTS stuck connections within $SLOW_HOLD s (idle timeout 10 s)"
     i=0
