@@ -11,8 +11,7 @@
  * with the full timeout, whenever one call returned its maximum of 128
  * events; when exactly that many connections were ready, the thread then
  * sleeps until a connection times out while all of them wait for answers
- * (1,400 req/s instead of 80,000 at 128 keep-alive connections on one
- * thread).  So no pool thread may hold more than CONNS_PER_THREAD
+ * (bench/README.md has the measurement).  So no pool thread may hold more than CONNS_PER_THREAD
  * connections (plus the listen socket and the ITC, still below 128): the
  * connection limit is at most CONNS_PER_THREAD x threads, and the default
  * pool has at least MIN_THREADS threads (they sleep in epoll_wait when idle).
@@ -59,31 +58,18 @@ struct http_server {
     const struct app_info *app;
     struct counter_store *counter; /* /counter's N (app/counter.h); not owned */
     atomic_int inflight;           /* requests begun and not yet completed */
+    atomic_size_t output_bytes;    /* rendered bodies held for connections (OUTPUT_BUDGET) */
     /* responses by route and status code slot, for /metrics: one relaxed
      * increment per response keeps the /counter path cheap */
     atomic_uint_fast64_t responses[ROUTE_COUNT][HTTP_NCODES];
     uint16_t port;
 };
 
-static const unsigned counted_codes[HTTP_NCODES] = {200, 400, 404, 405, 500, 503, 0};
-
-unsigned http_code_at(unsigned i)
-{
-    return i < HTTP_NCODES ? counted_codes[i] : 0;
-}
-
-static unsigned code_slot(unsigned status)
-{
-    for (unsigned i = 0; i < HTTP_NCODES - 1; i++)
-        if (counted_codes[i] == status)
-            return i;
-    return HTTP_NCODES - 1;
-}
-
 void http_get_stats(const struct http_server *s, struct http_stats *out)
 {
-    counter_get_status(s->counter, &out->store);
-    out->counter = out->store.last;
+    struct counter_status cs;
+    counter_get_status(s->counter, &cs);
+    out->counter = cs.last;
     for (unsigned r = 0; r < ROUTE_COUNT; r++)
         for (unsigned c = 0; c < HTTP_NCODES; c++)
             out->requests[r][c] =
@@ -95,9 +81,102 @@ void http_get_stats(const struct http_server *s, struct http_stats *out)
 #define MIN_THREADS 8u
 #define CONN_MEMORY (8u * 1024u) /* request line and headers, parsed in place */
 
-/* Mark a connection's request as begun (the first handler call), with its
- * body framing clear or ambiguous. */
-static const char request_seen, body_ambiguous;
+/* *con_cls of a request from the first handler call on (before it: what
+ * uri_logged() returned). */
+static const char request_seen;
+
+/* ---- output memory ------------------------------------------------------------
+ *
+ * A client that sends requests and never reads the answers pins memory the
+ * governor cannot shrink: the rendered body (until libmicrohttpd has handed
+ * all of it to the kernel) and the socket's send queue, which cgroup v2
+ * charges to this process's cgroup and which TCP autotuning lets grow to
+ * net.ipv4.tcp_wmem's maximum (4 MiB by default) per connection.  Three
+ * bounds, documented in README.md ("Limits"):
+ *   - SEND_BUFFER: SO_SNDBUF and SO_RCVBUF of every accepted socket (the
+ *     kernel doubles them for its bookkeeping and stops autotuning), so a
+ *     connection queues at most 2 x SEND_BUFFER each way in the kernel;
+ *   - OUTPUT_BUDGET: rendered bodies (/governor, /governor/history,
+ *     /metrics) still held for their connections; past it those paths answer
+ *     503 with Retry-After until slow readers free theirs;
+ *   - the connection limit and the idle timeout, which closes a connection
+ *     whose answer has not moved for timeout_s seconds (the send timeout),
+ *     with a reset that frees its queues (reset_on_close()).
+ * Responses are one at a time per connection: libmicrohttpd reads the next
+ * pipelined request only after the previous answer is out. */
+#define SEND_BUFFER (16 * 1024)
+#define OUTPUT_BUDGET ((size_t)16 << 20)
+
+struct charge {
+    struct http_server *s;
+    void *body;
+    size_t len;
+};
+
+static void release_charge(void *cls)
+{
+    struct charge *c = cls;
+    atomic_fetch_sub_explicit(&c->s->output_bytes, c->len, memory_order_relaxed);
+    free(c->body);
+    free(c);
+}
+
+/* A response owning body (malloc'd), whose length counts against
+ * OUTPUT_BUDGET until libmicrohttpd frees it.  Frees body on failure. */
+static struct MHD_Response *charged_response(struct http_server *s, void *body, size_t len)
+{
+    struct charge *c = malloc(sizeof(*c));
+    struct MHD_Response *resp;
+    if (!c) {
+        free(body);
+        return NULL;
+    }
+    *c = (struct charge){s, body, len};
+    atomic_fetch_add_explicit(&s->output_bytes, len, memory_order_relaxed);
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(len, body, release_charge, c);
+    if (!resp)
+        release_charge(c);
+    return resp;
+}
+
+/* True when rendered bodies held for connections have reached the budget. */
+static bool output_full(struct http_server *s)
+{
+    return atomic_load_explicit(&s->output_bytes, memory_order_relaxed) >= OUTPUT_BUDGET;
+}
+
+/* Every accepted socket gets its SO_SNDBUF and SO_RCVBUF before its first
+ * request (the receive side holds pipelined requests not yet read; requests
+ * are small and bodies are ignored, so a small window costs nothing). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    const union MHD_ConnectionInfo *ci;
+    int size = SEND_BUFFER;
+    (void)cls;
+    (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && (setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0 ||
+               setsockopt(ci->connect_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) < 0))
+        gov_log(LOG_DEBUG, "http", "cannot set SO_SNDBUF/SO_RCVBUF", NULL);
+}
+
+/* An answer that has not moved for the idle timeout is abandoned: when
+ * libmicrohttpd then closes the socket, the kernel would keep the unsent
+ * queue -- with the FIN behind it -- as an orphan socket for minutes of
+ * zero-window probes, still charged to this cgroup.  SO_LINGER 0 makes that
+ * close a reset, which frees the queue at once.  (Only for timeouts: an
+ * ordinary close must let the last answer drain.) */
+static void reset_on_close(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (ci && setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+        gov_log(LOG_DEBUG, "http", "cannot set SO_LINGER", NULL);
+}
 
 /* ---- responses ------------------------------------------------------------ */
 
@@ -106,15 +185,17 @@ static enum MHD_Result send_body(struct http_server *s, struct MHD_Connection *c
                                  enum route route, unsigned status, const char *type, void *body,
                                  size_t len, enum MHD_ResponseMemoryMode mode, bool no_store)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
+    struct MHD_Response *resp;
     enum MHD_Result r;
 
-    if (!resp) {
-        if (mode == MHD_RESPMEM_MUST_FREE)
-            free(body);
-        return MHD_NO;
+    if (mode == MHD_RESPMEM_MUST_FREE) {
+        resp = charged_response(s, body, len);
+    } else {
+        resp = MHD_create_response_from_buffer(len, body, mode);
     }
-    atomic_fetch_add_explicit(&s->responses[route][code_slot(status)], 1, memory_order_relaxed);
+    if (!resp)
+        return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(status)], 1, memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (no_store)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -132,19 +213,51 @@ static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection 
                      strlen(text), MHD_RESPMEM_PERSISTENT, true);
 }
 
+/* 503 while rendered bodies held for slow readers fill OUTPUT_BUDGET. */
+static enum MHD_Result send_busy(struct http_server *s, struct MHD_Connection *conn,
+                                 enum route route)
+{
+    static const char body[] = "busy: too many answers wait for slow clients; retry\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result r;
+    if (!resp)
+        return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(MHD_HTTP_SERVICE_UNAVAILABLE)],
+                              1, memory_order_relaxed);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 /* ---- handlers ------------------------------------------------------------- */
 
-/* /counter: the store's next value, or 503 with Retry-After and the one-line
- * reason while the store cannot give one (never a made-up number). */
-static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn)
+/* /counter: GET takes the store's next value, or 503 with Retry-After and
+ * the one-line reason while the store cannot give one (never a made-up
+ * number).  HEAD takes none: it is a safe method (RFC 9110 9.2.1) that
+ * monitors use to probe, so it answers with the headers a GET would get now
+ * (the Content-Length of the value after the last one this process served)
+ * and leaves the value to the next GET. */
+static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn,
+                                      const char *method)
 {
     char buf[48], why[300], body[340];
     uint64_t n;
     struct MHD_Response *resp;
     enum MHD_Result r;
     int len;
+    bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
-    if (counter_next(s->counter, &n, why, sizeof(why)) == 0) {
+    if (head ? counter_ready(s->counter, why, sizeof(why))
+             : counter_next(s->counter, &n, why, sizeof(why)) == 0) {
+        if (head) {
+            struct counter_status cs;
+            counter_get_status(s->counter, &cs);
+            n = cs.last + 1;
+        }
         len = snprintf(buf, sizeof(buf), "Counter value: %llu", (unsigned long long)n);
         return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
                          (size_t)len, MHD_RESPMEM_MUST_COPY, true);
@@ -154,7 +267,7 @@ static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connecti
                                            MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    atomic_fetch_add_explicit(&s->responses[ROUTE_COUNTER][code_slot(503)], 1,
+    atomic_fetch_add_explicit(&s->responses[ROUTE_COUNTER][http_code_slot(503)], 1,
                               memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -166,10 +279,14 @@ static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connecti
 
 static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
 {
-    struct gov_status *st = malloc(sizeof(*st));
-    struct counter_status *cs = malloc(sizeof(*cs));
+    struct gov_status *st;
+    struct counter_status *cs;
     size_t len = 0;
     char *body = NULL;
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_GOVERNOR);
+    st = malloc(sizeof(*st));
+    cs = malloc(sizeof(*cs));
     if (st && cs) {
         gov_status(s->gov, st);
         counter_get_status(s->counter, cs);
@@ -215,6 +332,8 @@ static enum MHD_Result handle_history(struct http_server *s, struct MHD_Connecti
                          "text/plain; charset=utf-8", msg, (size_t)MIN(mlen, (int)sizeof(msg) - 1),
                          MHD_RESPMEM_MUST_COPY, true);
     }
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_HISTORY);
     st = malloc(sizeof(*st));
     samples = malloc(sizeof(*samples) * GOV_HISTORY_SIZE);
     if (st && samples) {
@@ -253,7 +372,7 @@ static enum MHD_Result handle_page(struct http_server *s, struct MHD_Connection 
         MHD_destroy_response(resp);
         return MHD_NO;
     }
-    atomic_fetch_add_explicit(&s->responses[route][code_slot(MHD_HTTP_OK)], 1,
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(MHD_HTTP_OK)], 1,
                               memory_order_relaxed);
     r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
@@ -262,18 +381,26 @@ static enum MHD_Result handle_page(struct http_server *s, struct MHD_Connection 
 
 static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connection *conn)
 {
-    struct gov_status *st = malloc(sizeof(*st));
-    struct http_stats *hs = malloc(sizeof(*hs));
+    struct gov_status *st;
+    struct http_stats *hs;
+    struct counter_status *cs;
     size_t len = 0;
     char *body = NULL;
 
-    if (st && hs) {
-        gov_status(s->gov, st);
+    if (output_full(s))
+        return send_busy(s, conn, ROUTE_METRICS);
+    st = malloc(sizeof(*st));
+    hs = malloc(sizeof(*hs));
+    cs = malloc(sizeof(*cs));
+    if (st && hs && cs) {
+        gov_status_brief(s->gov, st); /* /metrics shows no decisions */
         http_get_stats(s, hs);
-        body = metrics_render(st, s->app, hs, &len);
+        counter_get_status(s->counter, cs);
+        body = metrics_render(st, s->app, hs, cs, &len);
     }
     free(st);
     free(hs);
+    free(cs);
     if (!body)
         return send_static(s, conn, ROUTE_METRICS, MHD_HTTP_INTERNAL_SERVER_ERROR,
                            "out of memory\n");
@@ -281,49 +408,99 @@ static enum MHD_Result handle_metrics(struct http_server *s, struct MHD_Connecti
                      MHD_RESPMEM_MUST_FREE, true);
 }
 
-/* Body framing a proxy in front could read differently from us (request
- * smuggling): several Content-Length headers, or Content-Length together with
- * Transfer-Encoding (RFC 9112 6.3).  One pass over the (few) headers. */
-struct framing {
-    unsigned content_length, transfer_encoding;
+/* ---- requests RFC 9112 says to reject ------------------------------------------
+ *
+ * libmicrohttpd parses a request in place in its read buffer: it replaces
+ * the spaces around the request target, each header's colon and each line
+ * end (CR and LF) with NULs, and hands out pointers into that buffer.  A NUL
+ * the client sent therefore cuts a string short without any trace in the
+ * strings themselves ("GET /counter\0/x" arrives as "/counter"); it shows
+ * only in where the strings lie:
+ *   - the request target: the URI log callback sees it raw, before
+ *     unescaping, and records where its first NUL is; that must be the NUL
+ *     that replaced the space before the version, i.e. version - 1;
+ *   - header fields (in the order they arrived): a value must end one or two
+ *     bytes (LF, CRLF) before the next field's name begins, and the byte
+ *     after the last value's NUL must be another line-end NUL.
+ * A NUL directly before a bare LF looks like a CR and goes unnoticed; it hides
+ * nothing, as no byte follows it on its line.  The rest (field names,
+ * control characters, Host, framing) is decided by request_verdict()
+ * (routes.c) from the strings. */
+
+/* The URI log callback's verdict on a raw request target with a character
+ * that is never valid (control, space, "%00"). */
+static const char target_bad;
+
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    if (!uri || !request_target_ok(uri))
+        return (void *)&target_bad;
+    return (void *)(uri + strlen(uri)); /* its first NUL */
+}
+
+struct field_scan {
+    struct request_fields fields;
+    const char *value_end; /* the previous value's terminating NUL */
+    bool hidden_nul;
 };
 
-static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
 {
-    struct framing *f = cls;
+    struct field_scan *f = cls;
     (void)kind;
-    (void)value;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        f->content_length++;
-    else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-        f->transfer_encoding++;
+    if (f->value_end && (key - f->value_end < 1 || key - f->value_end > 2))
+        f->hidden_nul = true;
+    request_fields_add(&f->fields, key, value);
+    f->value_end = value ? value + strlen(value) : NULL;
     return MHD_YES;
 }
 
-/* 400, and the connection is closed: where the next request starts is
- * exactly what is in doubt. */
-static enum MHD_Result send_ambiguous(struct MHD_Connection *conn)
+/* The status a request gets before any handler runs (0: none), with why. */
+static int check_request(struct MHD_Connection *conn, const void *target_end,
+                         const char *version, const char **why)
 {
-    static const char body[] =
-        "ambiguous body framing: several Content-Length or Transfer-Encoding headers\n";
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    struct field_scan f;
+    int status;
+
+    if (target_end == &target_bad || !version || target_end != version - 1) {
+        *why = "malformed request target (NUL, control character, space or %00)";
+        return 400;
+    }
+    memset(&f, 0, sizeof(f));
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_field, &f);
+    if (f.hidden_nul || (f.value_end && f.value_end[1] != '\0')) {
+        *why = "malformed header line (NUL or line folding)";
+        return 400;
+    }
+    status = request_verdict(&f.fields, strcmp(version, MHD_HTTP_VERSION_1_1) == 0, why);
+    return status;
+}
+
+/* 400 or 501, queued while the request's body (if any) is unread: then
+ * libmicrohttpd reads nothing more from the connection, sends the answer
+ * with "Connection: close" and closes it -- where the next request would
+ * start is exactly what is in doubt. */
+static enum MHD_Result send_reject(struct http_server *s, struct MHD_Connection *conn,
+                                   const char *url, unsigned status, const char *why)
+{
+    char body[160];
+    int len = snprintf(body, sizeof(body), "%s\n", why);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        (size_t)MIN(MAX(len, 0), (int)sizeof(body) - 1), body, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r;
     if (!resp)
         return MHD_NO;
+    atomic_fetch_add_explicit(&s->responses[route_lookup(url)][http_code_slot(status)], 1,
+                              memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    r = MHD_queue_response(conn, MHD_HTTP_BAD_REQUEST, resp);
+    r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
-}
-
-static bool framing_ok(struct MHD_Connection *conn)
-{
-    struct framing f = {0, 0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
-    return f.content_length + f.transfer_encoding <= 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -334,20 +511,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *s = cls;
     enum route route;
     int status;
-    (void)version;
     (void)upload_data;
 
-    if (*con_cls == NULL) {
-        *con_cls = (void *)(framing_ok(conn) ? &request_seen : &body_ambiguous);
+    if (*con_cls != &request_seen) {
+        /* the first call: the request line and headers are complete */
+        const char *why;
+        int reject = check_request(conn, *con_cls, version, &why);
+        *con_cls = (void *)&request_seen;
         atomic_fetch_add(&s->inflight, 1);
+        if (reject)
+            return send_reject(s, conn, url, (unsigned)reject, why);
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* bodies are not used by any endpoint: drain them */
         return MHD_YES;
     }
-    if (*con_cls == &body_ambiguous)
-        return send_ambiguous(conn);
     status = route_precheck(method, url, &route);
     if (status == 404)
         return send_static(s, conn, ROUTE_NOT_FOUND, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -356,7 +535,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     switch (route) {
     case ROUTE_COUNTER:
-        return handle_counter(s, conn);
+        return handle_counter(s, conn, method);
     case ROUTE_GOVERNOR:
         return handle_governor(s, conn);
     case ROUTE_METRICS:
@@ -383,12 +562,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct http_server *s = cls;
-    (void)conn;
-    (void)toe;
-    if (*con_cls) {
+    /* also called for requests that ended before the handler saw them (the
+     * URI log callback already made libmicrohttpd aware of them) */
+    if (*con_cls == &request_seen)
         atomic_fetch_sub(&s->inflight, 1);
-        *con_cls = NULL;
-    }
+    *con_cls = NULL;
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        reset_on_close(conn);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -516,7 +696,8 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
         threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 10u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, uri_logged, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

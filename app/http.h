@@ -18,23 +18,6 @@
 
 struct http_server;
 
-/* Status codes counted per path: 200, 400, 404, 405, 500, 503 and a last slot
- * for any other code.  Responses libmicrohttpd makes by itself (400, 413,
- * 414, 431 for malformed or over-long requests) never reach a handler and
- * are not counted. */
-#define HTTP_NCODES 7
-
-/* The status code counted in slot i, 0 for the "other" slot. */
-unsigned http_code_at(unsigned i);
-
-/* A copy of the server's statistics, for /metrics. */
-struct http_stats {
-    uint64_t counter;                            /* last value /counter served */
-    struct counter_status store;                 /* the counter store's state */
-    uint64_t requests[ROUTE_COUNT][HTTP_NCODES]; /* responses by route and code slot;
-                                                    ROUTE_NOT_FOUND = unknown paths */
-};
-
 struct http_config {
     const char *listen;   /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT" */
     unsigned threads;     /* worker threads (0 = number of CPUs, at least 8) */

@@ -295,7 +295,7 @@ static void http_families(FILE *f, const struct http_stats *h)
     /* not governor_counter_*: promtool rejects type names in metric names, so the
      * counter store's families below are governor_visits_* too */
     counter_u64(f, "governor_visits_total",
-                "Last value served by /counter: the visits it counted (GET and HEAD).",
+                "Last value served by /counter: the visits it counted (GET; HEAD uses no value).",
                 h->counter);
     family(f, "governor_http_requests_total", "counter",
            "HTTP responses by path and status code; path \"other\" counts unknown paths. "
@@ -370,7 +370,8 @@ static void deprecated_memory_families(FILE *f, const struct gov_status *st)
 }
 
 char *metrics_render(const struct gov_status *st, const struct app_info *app,
-                     const struct http_stats *http, size_t *len)
+                     const struct http_stats *http, const struct counter_status *store,
+                     size_t *len)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -396,7 +397,7 @@ char *metrics_render(const struct gov_status *st, const struct app_info *app,
                 collector_alloc_failures(app->collector));
     policy_info_family(f, st);
     http_families(f, http);
-    counter_families(f, &http->store);
+    counter_families(f, store);
 
     failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed) {

@@ -12,16 +12,18 @@
 #include <stdio.h>
 
 #include "governor.h"
-#include "http.h"
 #include "render.h"
+#include "routes.h"
 
 /* The Content-Type of the exposition format. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Renders the whole document.  Returns a malloc'd body (length in *len) or
- * NULL when out of memory. */
+/* Renders the whole document from one copy of each: the governor's status,
+ * the HTTP statistics and the counter store's status.  Returns a malloc'd
+ * body (length in *len) or NULL when out of memory. */
 char *metrics_render(const struct gov_status *st, const struct app_info *app,
-                     const struct http_stats *http, size_t *len);
+                     const struct http_stats *http, const struct counter_status *store,
+                     size_t *len);
 
 /* Writes s as a label value: backslash, double quote and line feed escaped
  * as \\, \" and \n (the format's only escapes). */

@@ -379,6 +379,14 @@ void gov_status(struct gov *g, struct gov_status *out)
     pthread_mutex_unlock(&g->state_lock);
 }
 
+void gov_status_brief(struct gov *g, struct gov_status *out)
+{
+    pthread_mutex_lock(&g->state_lock);
+    memcpy(out, &g->status, offsetof(struct gov_status, ndecisions));
+    pthread_mutex_unlock(&g->state_lock);
+    out->ndecisions = 0;
+}
+
 unsigned gov_history_snapshot(struct gov *g, int64_t since_ms, struct gov_history_sample *out,
                               unsigned max, struct gov_status *st)
 {

@@ -113,12 +113,13 @@ struct gov_status {
     char events_watch[48];             /* "pollpri", "inotify", "none: ..." */
     char pressure_trigger[96];         /* "some 150000 1000000", "none: ..." */
     struct gov_counters counters;
-    /* decisions, newest first */
-    unsigned ndecisions;
-    struct gov_decision decisions[GOV_DECLOG_SIZE];
     /* times */
     int64_t started_wall_ms;
     uint64_t last_tick_ms;             /* monotonic, 0 before the first tick */
+    /* decisions, newest first; last, so that gov_status_brief() can copy
+     * everything before them in one piece */
+    unsigned ndecisions;
+    struct gov_decision decisions[GOV_DECLOG_SIZE];
 };
 
 struct gov;
@@ -164,6 +165,11 @@ bool gov_admit(struct gov *g, uint64_t bytes);
 
 /* Copies the current status (takes state_lock briefly). */
 void gov_status(struct gov *g, struct gov_status *out);
+
+/* Like gov_status() without the decisions (ndecisions is 0, decisions[] is
+ * left as it is): for readers that do not show them, such as /metrics, so
+ * that state_lock is held only for the short part of the status. */
+void gov_status_brief(struct gov *g, struct gov_status *out);
 
 /* Copies the memory history -- the samples taken after since_ms (0 = all),
  * oldest first, at most max (the newest ones) -- and, when st is not NULL,

@@ -299,3 +299,205 @@ def test_many_short_connections_leak_nothing(cgroup, daemons, tmp_path):
         s.close()
     settle_fds(d, before)
     assert os.path.exists(f"/proc/{d.proc.pid}")
+
+
+def answer_then_close(d, data, timeout=5):
+    """Sends raw bytes (without half-closing) and reads until the server
+    closes the connection; fails if it does not close within the (scaled)
+    timeout.  Returns everything the server sent."""
+    s = connect(d, timeout)
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass  # answered and closed before reading it all
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                raise AssertionError(f"connection still open after {scaled(timeout)} s; "
+                                     f"got {out[:300]!r}")
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+SMUGGLED = b"GET /counter HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_framing_rfc9112_rejects_is_rejected_and_closed(cgroup, daemons, tmp_path):
+    """What RFC 9112 says to reject gets 400 or 501 with "Connection: close",
+    the connection is closed, and nothing behind it runs as a request: the
+    /counter value moves only by the probes of still_serving()."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    first = still_serving(d)
+    before = d.fds()
+    cases = [
+        # white space before the colon: not a Content-Length for libmicrohttpd,
+        # so the "body" used to run as a second request
+        (REQ + b"Content-Length : %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
+        (REQ + b"Content-Length\t: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
+        (REQ + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 400),
+        # transfer codings other than chunked (gzip used to hang 10 s)
+        (REQ + b"Transfer-Encoding: gzip\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n" + SMUGGLED, 501),
+        (REQ + b"Transfer-Encoding: identity\r\n\r\n" + SMUGGLED, 501),
+        # NULs: in the path, in header values (the last one or an earlier one)
+        (b"GET /counter\x00/x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter\x00 HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter%00/x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00c\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00\x00c\r\nX-B: d\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"X-A: b\x00\r\nX-B: d\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter HTTP/1.1\r\nX-A: \x00" + b"\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        # other control characters, space in the target
+        (REQ + b"X-A: b\rc\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter /x HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /coun\x01ter HTTP/1.1\r\nHost: x\r\n\r\n" + SMUGGLED, 400),
+        # Host: missing (HTTP/1.1) or more than one
+        (b"GET /counter HTTP/1.1\r\n\r\n" + SMUGGLED, 400),
+        (REQ + b"Host: y\r\n\r\n" + SMUGGLED, 400),
+        (b"GET /counter HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n" + SMUGGLED, 400),
+        # line folding (obs-fold)
+        (REQ + b"X-A: b\r\n c\r\n\r\n" + SMUGGLED, 400),
+    ]
+    for request, expected in cases:
+        t0 = time.monotonic()
+        raw = answer_then_close(d, request)
+        assert raw, request
+        assert status_of(raw) == expected, (request[:120], raw[:300])
+        head = raw.split(b"\r\n\r\n", 1)[0].lower()
+        assert b"\r\nconnection: close" in head, (request[:120], raw[:300])
+        assert statuses(raw) == [expected], (request[:120], raw[:600])
+        assert b"Counter value" not in raw, (request[:120], raw[:300])
+        # answered at once, not after the 10 s idle timeout
+        assert time.monotonic() - t0 < scaled(3), (request[:120], time.monotonic() - t0)
+    # no rejected request and no smuggled one used a value
+    assert still_serving(d) == first + 1
+    settle_fds(d, before)
+
+
+def test_framing_rfc9112_still_accepts_valid_requests(cgroup, daemons, tmp_path):
+    """The checks refuse nothing the RFC allows: bare LF line ends, HTTP/1.0
+    without Host, an empty Host, percent-encoding, a query, chunked bodies,
+    HTAB in a value, pipelining after all of them."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    first = still_serving(d)
+    ok = [
+        b"GET /counter HTTP/1.1\nHost: x\n\n",
+        b"GET /counter HTTP/1.1\r\nHost: x\nX-A: b\r\n\n",
+        b"GET /counter HTTP/1.0\r\n\r\n",
+        b"GET /counter HTTP/1.1\r\nHost:\r\n\r\n",
+        b"GET /coun%74er HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /counter?a=b&c=%41 HTTP/1.1\r\nHost: x\r\n\r\n",
+        REQ + b"X-A: b\tc\r\nX-B:  d \r\n\r\n",
+        REQ + b"transfer-encoding: CHUNKED\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        REQ + b"Content-Length: 3\r\n\r\nabc",
+    ]
+    batch = b"".join(r if r.endswith(b"\n\n") or b"HTTP/1.0" not in r else
+                     r.replace(b"HTTP/1.0\r\n\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                     for r in ok)
+    raw = exchange(d, batch, responses=len(ok))
+    assert statuses(raw) == [200] * len(ok), raw[:2000]
+    assert counter_bodies(raw) == list(range(first + 1, first + 1 + len(ok)))
+
+
+def test_head_counter_uses_no_value(cgroup, daemons, tmp_path):
+    """HEAD is safe (RFC 9110 9.2.1): a monitor probing /counter with HEAD
+    gets GET's headers -- the Content-Length of the next value -- and no
+    body, and the next GET still gets the next value."""
+    d = serve(daemons, cgroup, tmp_path)
+    first = still_serving(d)
+    for _ in range(5):
+        code, headers, body = d.request("/counter", method="HEAD")
+        assert code == 200 and body == b""
+        assert headers["Content-Length"] == str(len(f"Counter value: {first + 1}"))
+        assert headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert headers["Cache-Control"] == "no-store"
+    assert still_serving(d) == first + 1
+    # also on one keep-alive connection, pipelined between two GETs
+    raw = exchange(d, REQ + b"\r\n" + b"HEAD /counter HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + REQ +
+                   b"Connection: close\r\n\r\n", responses=99)  # read until the close
+    assert counter_bodies(raw) == [first + 2, first + 3]
+    assert statuses(raw) == [200] * 5
+
+
+def server_sockets(port):
+    """(state, Send-Q) of every socket but the listener whose local port is
+    `port`, from /proc/net/tcp: state "01" is ESTABLISHED, "04" FIN_WAIT1
+    (closed, its queue still held); Send-Q counts the bytes written and not
+    yet acknowledged."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state != "0A" and int(local.split(":")[1], 16) == port:
+                out.append((state, int(queues.split(":")[0], 16)))
+    return out
+
+
+def server_send_queues(port):
+    return [q for state, q in server_sockets(port) if state == "01"]
+
+
+def test_clients_that_never_read_pin_little_kernel_memory(cgroup, daemons, tmp_path):
+    """Clients that pipeline requests and never read: each server socket
+    queues at most 2 x SO_SNDBUF (16 KiB) in the kernel -- memory a cgroup v2
+    charges to governord -- instead of growing with TCP autotuning to
+    hundreds of KiB each (tcp_wmem's maximum is 4 MiB); and once their
+    answers have not moved for the idle timeout (10 s) the server resets
+    them, so that no closed socket keeps its queue as an orphan."""
+    d = serve(daemons, cgroup, tmp_path, "--threads", "2")
+    still_serving(d)
+    n = 40
+    clients = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(scaled(5))
+            s.connect(("127.0.0.1", d.port))
+            # 40 answers of about 2 KB; 1.5 KB of requests, which the server
+            # reads at once (so that a plain close would not reset)
+            s.sendall(b"GET /governor HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
+            clients.append(s)
+        # wait until the server is stuck on every connection: all n send
+        # queues non-empty and unchanged over two readings
+        last = [None]
+
+        def stuck():
+            q = sorted(server_send_queues(d.port))
+            same = len(q) == n and all(q) and q == last[0]
+            last[0] = q
+            if not same:
+                time.sleep(0.2)
+            return same
+
+        wait_until(stuck, timeout=scaled(20), what="the server blocked on every slow client")
+        assert max(last[0]) <= 2 * 16384, last[0]
+        still_serving(d)
+        # the idle timeout: every stuck connection is reset, none lingers
+        wait_until(lambda: not server_sockets(d.port) or time.sleep(0.2),
+                   timeout=scaled(25), what="the server to drop every stuck connection")
+        for s in clients:  # what they hold is readable, then the reset
+            s.setblocking(False)
+            try:
+                while s.recv(1 << 20):
+                    pass
+                raise AssertionError("closed without a reset")
+            except ConnectionResetError:
+                pass
+            except BlockingIOError:
+                raise AssertionError("a stuck connection is still open")
+        still_serving(d)
+    finally:
+        for s in clients:
+            s.close()

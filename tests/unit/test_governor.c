@@ -158,7 +158,7 @@ static int teardown(void **state)
 static void governs_while_threads_race(void **state)
 {
     struct gov_config cfg = {.cgroup_dir = dir, .policy_path = policy_path};
-    struct gov_status *st = malloc(sizeof(*st));
+    struct gov_status *st = malloc(sizeof(*st)), *brief;
     struct gov *g;
     struct collector *c;
     char err[256];
@@ -231,6 +231,22 @@ static void governs_while_threads_race(void **state)
     assert_true(wait_for(g, st, at_level, &want));
     assert_true(st->ndecisions >= 2);
     assert_true(st->counters.ticks > 10);
+
+    /* the brief status (/metrics) is the same without the decisions, which
+     * it leaves untouched rather than copying them */
+    brief = malloc(sizeof(*brief));
+    assert_non_null(brief);
+    memset(brief, 0xa5, sizeof(*brief));
+    gov_status_brief(g, brief);
+    assert_int_equal(brief->ndecisions, 0);
+    assert_int_equal(brief->policy_generation, st->policy_generation);
+    assert_int_equal(brief->started_wall_ms, st->started_wall_ms);
+    assert_int_equal(brief->level, GOV_LEVEL_NORMAL);
+    assert_true(brief->counters.ticks >= st->counters.ticks);
+    assert_string_equal(brief->policy_source, st->policy_source);
+    assert_int_equal(((const unsigned char *)brief->decisions)[0], 0xa5);
+    assert_int_equal(((const unsigned char *)&brief->decisions[GOV_DECLOG_SIZE])[-1], 0xa5);
+    free(brief);
 
     collector_stop(c);
     gov_stop(g);

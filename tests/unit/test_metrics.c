@@ -231,6 +231,7 @@ static void renders_a_valid_document(void **state)
     struct gov_status *st = malloc(sizeof(*st));
     struct app_info app;
     struct http_stats hs;
+    struct counter_status cs = {.kind = COUNTER_MEMORY, .up = true};
     size_t len = 0;
     char *doc, *copy, *line, *save = NULL;
     char family[128] = "", helped[128] = "", seen[96][128];
@@ -239,7 +240,7 @@ static void renders_a_valid_document(void **state)
 
     assert_non_null(st);
     fill(st, &app, &hs);
-    doc = metrics_render(st, &app, &hs, &len);
+    doc = metrics_render(st, &app, &hs, &cs, &len);
     assert_non_null(doc);
     assert_int_equal(len, strlen(doc));
     assert_true(len > 0 && doc[len - 1] == '\n');

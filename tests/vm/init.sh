@@ -398,6 +398,61 @@ case_parent_limit() {
     pass "child memory.max max, parent 192M: limit_bytes $limit from $lfile; 4 s of 96Mi blocks ($nev evicted before allocating), parent memory.peak $(mib $peak), oom_kill 0"
 }
 
+# Hundreds of clients that send requests for /governor/history (rendered
+# per request) and /page.js (25 KB, static) and never read the answers,
+# against a governor in a 96M cgroup whose collector fills its buffer: what
+# they pin is bounded (per connection 2 x 16 KiB each way in the kernel --
+# memory.stat "sock", charged to the cgroup and beyond the governor's reach
+# -- and a budget for rendered bodies), the idle timeout closes every
+# connection whose answer stops moving, and nothing is OOM-killed.  Without
+# the bounds TCP autotuning lets each send queue grow to hundreds of KiB.
+SLOW_CLIENTS=300 SLOW_HOLD=25
+case_slow_readers() {
+    new_cgroup vmtest-slow 96M
+    pol=$(printf '[governor]\nmode = enforce\n[collector]\nblock_size = 2Mi\ninterval_ms = 100\n' | policy slow)
+    start_daemon vmtest-slow "$pol"
+    # hold for longer than the 10 s idle timeout: the server must close them all
+    slow-clients "$PORT" $SLOW_CLIENTS /governor/history,/page.js 20 $SLOW_HOLD > "$TMP/clients.out" 2>&1 &
+    CLIENTS=$!
+    max_cur=0 max_sock=0 health='' n=0
+    while kill -0 $CLIENTS 2>/dev/null; do
+        cur=$(cat $CG/vmtest-slow/memory.current)
+        sock=$(kv $CG/vmtest-slow/memory.stat sock)
+        [ "$cur" -gt $max_cur ] && max_cur=$cur
+        [ "${sock:-0}" -gt $max_sock ] && max_sock=$sock
+        n=$((n + 1))
+        # once the clients are all connected: the daemon still answers others
+        if [ -z "$health" ] && grep -q connected "$TMP/clients.out"; then
+            health=$(get /healthz)
+            note "while $SLOW_CLIENTS clients hold: /healthz '$health', memory.current $(mib $cur), sock $(mib ${sock:-0})"
+        fi
+        sleep 0.2
+    done
+    wait $CLIENTS
+    CLIENTS=''
+    cat "$TMP/clients.out"
+    ooms=$(kv $CG/vmtest-slow/memory.events oom_kill)
+    peak=$(cat $CG/vmtest-slow/memory.peak)
+    set -- $(sed -n 's/^slow-clients: \([0-9]*\) connected, \([0-9]*\) closed.*/\1 \2/p' "$TMP/clients.out")
+    connected=${1:-0} closed=${2:-0}
+    kill -0 $DPID 2>/dev/null || fail "governord died (memory.events oom_kill $ooms, memory.peak $(mib $peak), sock up to $(mib $max_sock))"
+    [ "$ooms" = 0 ] || fail "memory.events oom_kill $ooms"
+    [ "$connected" = $SLOW_CLIENTS ] || fail "only $connected of $SLOW_CLIENTS clients connected"
+    [ "$health" = ok ] || fail "/healthz answered '$health' while the clients held"
+    # 2 x 16 KiB each way per connection
+    bound=$((SLOW_CLIENTS * 64 * 1024))
+    [ $max_sock -le $bound ] || fail "socket memory reached $(mib $max_sock) > $(mib $bound) for $SLOW_CLIENTS connections"
+    [ "$closed" = $SLOW_CLIENTS ] || fail "the server closed only $closed of $SLOW_CLIENTS stuck connections within $SLOW_HOLD s (idle timeout 10 s)"
+    i=0
+    while sock=$(kv $CG/vmtest-slow/memory.stat sock); [ "${sock:-0}" -gt $MiB ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && fail "socket memory still $(mib $sock) 10 s after the clients left"
+        sleep 0.1
+    done
+    [ "$(get /healthz)" = ok ] || fail "/healthz does not answer after the clients left"
+    pass "$SLOW_CLIENTS clients pipelining 20 x (/governor/history, /page.js) each and never reading, memory.max 96M: sock at most $(mib $max_sock) (bound $(mib $bound)), memory.current at most $(mib $max_cur) ($n samples), memory.peak $(mib $peak), oom_kill 0, all $closed closed by the idle timeout, /healthz ok throughout"
+}
+
 # Nothing the cases created is left behind.
 case_cleanup() {
     left=$(find $CG -maxdepth 1 -name 'vmtest-*')
@@ -412,10 +467,11 @@ case_cleanup() {
 run_case() {
     CASE=$1
     TMP=/tmp/$CASE
-    DPID='' SAMPLER='' HOG='' PORT=''
+    DPID='' SAMPLER='' HOG='' PORT='' CLIENTS=''
     mkdir -p "$TMP"
     case_exit() {
         [ -n "$HOG" ] && kill -KILL $HOG 2>/dev/null
+        [ -n "$CLIENTS" ] && kill -KILL $CLIENTS 2>/dev/null
         [ -n "$SAMPLER" ] && kill $SAMPLER 2>/dev/null
         stop_daemon
         for d in $CG/vmtest-*; do remove_cgroup "$d"; done
@@ -430,6 +486,7 @@ run_case() {
         wakeups) case_wakeups ;;
         pressure-readonly) case_pressure_readonly ;;
         parent-limit) case_parent_limit ;;
+        slow-readers) case_slow_readers ;;
         cleanup) case_cleanup ;;
         *) fail "unknown case" ;;
     esac
@@ -459,8 +516,13 @@ echo "guest: $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 / 1024 " M
 echo "guest-boot-epoch: $(( $(date +%s) - $(cut -d. -f1 /proc/uptime) ))"
 
 passed=0 failed=0
-for c in seed-fixed:80 seed-observe:40 resize:40 wakeups:40 pressure-readonly:40 parent-limit:30 cleanup:10; do
+# vmcases=a,b on the kernel command line (run.sh's VM_CASES) runs only those
+only=$(sed -n 's/.*vmcases=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+for c in seed-fixed:80 seed-observe:40 resize:40 wakeups:40 pressure-readonly:40 parent-limit:30 slow-readers:80 cleanup:10; do
     name=${c%%:*}
+    if [ -n "$only" ] && ! echo " $only " | grep -q " $name "; then
+        continue
+    fi
     echo "== case $name"
     # streamed to the console as it runs; the status comes back in a file
     { timeout -s TERM -k 10 "${c##*:}" /init case "$name" 2>&1; echo $? > /tmp/case.rc; } |

@@ -19,20 +19,25 @@
 #      PASS line and no FAIL line, and no kernel panic.
 #
 # Usage: tests/vm/run.sh GOVERNORD_BINARY
-# Environment: VM_DIR (default build/vm), VM_TIMEOUT (seconds, default 165),
-#              VM_MEM (default 512M), VM_SMP (default 2).
+# Environment: VM_DIR (default build/vm), VM_TIMEOUT (seconds, default 240),
+#              VM_MEM (default 512M), VM_SMP (default 2), VM_CASES (only these
+#              cases, space-separated; default all).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 governord=${1:?usage: $0 GOVERNORD_BINARY}
 VM_DIR=${VM_DIR:-$repo/build/vm}
-VM_TIMEOUT=${VM_TIMEOUT:-165}
+VM_TIMEOUT=${VM_TIMEOUT:-240}
 VM_MEM=${VM_MEM:-512M}
 VM_SMP=${VM_SMP:-2}
 
 # Every case /init runs; a missing PASS line for any of them fails the test.
-CASES="seed-fixed seed-observe resize wakeups pressure-readonly parent-limit cleanup"
+CASES="seed-fixed seed-observe resize wakeups pressure-readonly parent-limit slow-readers cleanup"
+# VM_CASES="a b": run (and expect) only those cases, for work on one case
+if [ -n "${VM_CASES:-}" ]; then
+    CASES=$VM_CASES
+fi
 
 say() { printf 'test-vm: %s\n' "$*"; }
 die() { printf 'test-vm: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -150,6 +155,7 @@ copy_with_libs "$governord" /bin/governord
 copy_with_libs "$(command -v jq)" /bin/jq
 install -m 0755 "$busybox" "$root/bin/busybox"
 cc -static -Os -Wall -Wextra -Werror -o "$root/bin/guest-exit" "$here/guest-exit.c"
+cc -static -Os -Wall -Wextra -Werror -o "$root/bin/slow-clients" "$here/slow-clients.c"
 install -m 0755 "$here/init.sh" "$root/init"
 install -m 0644 "$repo/policies/default.ini" "$root/etc/default.ini"
 echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"
@@ -167,7 +173,7 @@ timeout --kill-after=10 "$VM_TIMEOUT" qemu-system-x86_64 \
     -nographic -no-reboot -nodefaults -serial stdio \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -kernel "$vmlinuz" -initrd "$VM_DIR/initrd.gz" \
-    -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet" \
+    -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet${VM_CASES:+ vmcases=${VM_CASES// /,}}" \
     </dev/null 2>&1 |
     # SeaBIOS clears the screen and resets the terminal: drop its escapes
     sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' -e 's/\r$//' | tee "$log"
