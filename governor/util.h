@@ -60,7 +60,9 @@ int gov_open_regular(const char *path, char *err, size_t errlen);
  * buf of size bytes: at most size - 1 bytes, then a NUL.  Short reads and
  * EINTR are retried until end of file.  Returns the length; -1 with errno
  * on a read error, or -1 with errno EFBIG when the file holds more than
- * size - 1 bytes (buf then holds the first size - 1, NUL-terminated). */
+ * size - 1 bytes (buf then holds the first size - 1, NUL-terminated).  A
+ * pipe, which has no offsets (--check-policy - reads stdin), is read with
+ * read() from where it stands. */
 ssize_t gov_read_bounded(int fd, char *buf, size_t size);
 
 /* gov_open_regular() and gov_read_bounded() on path into a new buffer of
