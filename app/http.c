@@ -214,23 +214,40 @@ static enum MHD_Result send_static(struct http_server *s, struct MHD_Connection 
 }
 
 /* 503 while rendered bodies held for slow readers fill OUTPUT_BUDGET. */
-static enum MHD_Result send_busy(struct http_server *s, struct MHD_Connection *conn,
-                                 enum route route)
+/* A one-line text/plain answer (text and a line feed; cut to fit), never
+ * cached, counted for `route`.  TEXT_RETRY adds Retry-After: 1 (a 503 that
+ * passes), TEXT_CLOSE adds Connection: close (libmicrohttpd then reads
+ * nothing more from the connection). */
+enum { TEXT_RETRY = 1, TEXT_CLOSE = 2 };
+static enum MHD_Result send_text(struct http_server *s, struct MHD_Connection *conn,
+                                 enum route route, unsigned status, const char *text,
+                                 unsigned flags)
 {
-    static const char body[] = "busy: too many answers wait for slow clients; retry\n";
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    char body[384];
+    int len = snprintf(body, sizeof(body), "%s\n", text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        (size_t)MIN(MAX(len, 0), (int)sizeof(body) - 1), body, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r;
     if (!resp)
         return MHD_NO;
-    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(MHD_HTTP_SERVICE_UNAVAILABLE)],
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->responses[route][http_code_slot(status)], 1,
+                              memory_order_relaxed);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    if (flags & TEXT_RETRY)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (flags & TEXT_CLOSE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
+}
+
+static enum MHD_Result send_busy(struct http_server *s, struct MHD_Connection *conn,
+                                 enum route route)
+{
+    return send_text(s, conn, route, MHD_HTTP_SERVICE_UNAVAILABLE,
+                     "busy: too many answers wait for slow clients; retry", TEXT_RETRY);
 }
 
 /* ---- handlers ------------------------------------------------------------- */
@@ -244,10 +261,8 @@ static enum MHD_Result send_busy(struct http_server *s, struct MHD_Connection *c
 static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connection *conn,
                                       const char *method)
 {
-    char buf[48], why[300], body[340];
-    uint64_t n;
-    struct MHD_Response *resp;
-    enum MHD_Result r;
+    char buf[48], why[300];
+    uint64_t n = 0;
     int len;
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 
@@ -262,19 +277,7 @@ static enum MHD_Result handle_counter(struct http_server *s, struct MHD_Connecti
         return send_body(s, conn, ROUTE_COUNTER, MHD_HTTP_OK, "text/plain; charset=utf-8", buf,
                          (size_t)len, MHD_RESPMEM_MUST_COPY, true);
     }
-    len = snprintf(body, sizeof(body), "%s\n", why);
-    resp = MHD_create_response_from_buffer((size_t)MIN(len, (int)sizeof(body) - 1), body,
-                                           MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return MHD_NO;
-    atomic_fetch_add_explicit(&s->responses[ROUTE_COUNTER][http_code_slot(503)], 1,
-                              memory_order_relaxed);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    r = MHD_queue_response(conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return send_text(s, conn, ROUTE_COUNTER, MHD_HTTP_SERVICE_UNAVAILABLE, why, TEXT_RETRY);
 }
 
 static enum MHD_Result handle_governor(struct http_server *s, struct MHD_Connection *conn)
@@ -486,21 +489,7 @@ static int check_request(struct MHD_Connection *conn, const void *target_end,
 static enum MHD_Result send_reject(struct http_server *s, struct MHD_Connection *conn,
                                    const char *url, unsigned status, const char *why)
 {
-    char body[160];
-    int len = snprintf(body, sizeof(body), "%s\n", why);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        (size_t)MIN(MAX(len, 0), (int)sizeof(body) - 1), body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result r;
-    if (!resp)
-        return MHD_NO;
-    atomic_fetch_add_explicit(&s->responses[route_lookup(url)][http_code_slot(status)], 1,
-                              memory_order_relaxed);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    r = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return send_text(s, conn, route_lookup(url), status, why, TEXT_CLOSE);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

@@ -98,7 +98,9 @@ def test_usage_climbs_governor_shrinks_the_buffer(cgroup, daemons, tmp_path):
     release = next(x for x in st["decisions"] if x["action"] == "release")
     assert release["from"] == "normal" and release["level"] == "critical"
     assert release["released_bytes"] >= 5 * 4 * MIB
-    assert release["buffer_after_bytes"] == 0
+    # at most the one block the collector was granted before the release and
+    # mapped while it ran (the collector allocates outside the governor's lock)
+    assert release["buffer_after_bytes"] <= 4 * MIB
     assert d.stop() == 0
 
 
