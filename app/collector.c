@@ -80,9 +80,12 @@ bool collector_grow(struct collector *c, uint64_t bytes)
     uint64_t n;
     int err;
 
-    bytes = block_cost(bytes); /* admitted, mapped and counted as whole pages */
-    if (bytes == 0)
+    uint64_t cost = block_cost(bytes); /* admitted, mapped and counted as whole pages */
+    if (cost == 0) {
+        errno = EOVERFLOW; /* a block size no page count can hold */
         goto fail;
+    }
+    bytes = cost;
     if (!gov_admit(c->gov, bytes))
         return false;
     b = malloc(sizeof(*b));
@@ -119,7 +122,9 @@ fail:
     if (!atomic_exchange(&c->alloc_failing, true))
         gov_log(LOG_ERR, "collector_alloc_failed",
                 "collector cannot allocate a block; it retries every interval",
-                "{s:I, s:s, s:I}", "block_bytes", (json_int_t)bytes, "error", strerror(err),
+                "{s:I, s:s, s:I}", "block_bytes",
+                (json_int_t)(bytes > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : bytes), "error",
+                strerror(err),
                 "alloc_failures_total", (json_int_t)n);
     return false;
 }
