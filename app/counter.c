@@ -1031,7 +1031,19 @@ static struct counter_store *redis_open(const struct counter_url *u,
     }
     base_init(&s->base, &redis_ops, COUNTER_REDIS);
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    {
+        /* the reconnect thread's backoff deadlines are CLOCK_MONOTONIC */
+        pthread_condattr_t ca;
+        if (pthread_condattr_init(&ca) != 0 ||
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+            pthread_cond_init(&s->cond, &ca) != 0) {
+            snprintf(err, errlen, "cannot set up the Redis store's condition variable");
+            pthread_mutex_destroy(&s->mu);
+            free(s);
+            return NULL;
+        }
+        pthread_condattr_destroy(&ca);
+    }
     s->url = *u;
     s->timeout.tv_sec = ms / 1000;
     s->timeout.tv_usec = (long)(ms % 1000) * 1000;
