@@ -12,13 +12,14 @@ redis-server, started by the tests on a free port (AOF, appendfsync always).
 - the password from GOVERNOR_COUNTER_PASSWORD_FILE; a wrong one is a reason
   on /readyz, not a number.
 """
+import re
 import subprocess
 import time
 
 import pytest
 
 from counterload import Load, parse_value
-from daemon import GOVERNORD, Daemon, clean_env, scaled, wait_until, write_file
+from daemon import GOVERNORD, Daemon, clean_env, scaled, settle, wait_until, write_file
 from observe_helpers import metrics_text, parse_exposition, promtool_check, value
 from redisproc import RedisServer
 
@@ -182,3 +183,26 @@ def test_bad_redis_urls_exit_2(cgroup, tmp_path):
         p = subprocess.run([GOVERNORD, "--listen", "127.0.0.1:0", "--counter", url],
                            env=clean_env(), capture_output=True, text=True, timeout=scaled(10))
         assert p.returncode == 2 and what in p.stderr, (url, p.stderr)
+
+
+def test_reconnects_back_off(daemons, cgroup, tmp_path):
+    """While Redis refuses governord (a wrong password), the reconnect thread
+    tries again at 100 ms, 200 ms, 400 ms ... (up to 5 s), not in a busy loop."""
+    r = RedisServer(tmp_path / "redis-backoff", password="right").start()
+    try:
+        bad = write_file(tmp_path / "wrong", "wrong\n")
+
+        def connections():
+            info = r.cli("INFO", "stats")
+            return int(re.search(r"total_connections_received:(\d+)", info).group(1))
+
+        before = connections()
+        e = daemons(redis_args(cgroup, r.url()), env={"GOVERNOR_COUNTER_PASSWORD_FILE": bad})
+        wait_until(lambda: e.get("/readyz")[0] == 503, 5, "not ready: AUTH refused")
+        settle(2, "a busy loop would connect thousands of times")
+        # start-up, the HTTP pool's slots and a handful of backed-off probes
+        # (100+200+400+800 ms fit in 2 s): far from thousands
+        made = connections() - before - 1  # our own INFO connection
+        assert made < 30, f"{made} connections in about 2 s"
+    finally:
+        r.stop()
