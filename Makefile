@@ -51,7 +51,8 @@ LDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread $(SAN) $(EXTRA_LDFLAGS)
 LIBS     := $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard governor/*.c)
-APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c app/metrics.c
+APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c app/metrics.c \
+            app/duration.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -9,7 +9,10 @@
  * main thread:
  *
  *   SIGHUP            reload the policy
- *   SIGTERM, SIGINT   stop accepting, finish in-flight responses, exit 0
+ *   SIGTERM, SIGINT   stop accepting, finish in-flight responses, exit 0;
+ *                     with --shutdown-delay, first fail /readyz and keep
+ *                     serving everything else for the delay (a second
+ *                     SIGTERM/SIGINT ends the delay at once)
  *
  * Signals are blocked in every thread and taken with sigwaitinfo(), so no
  * handler runs in async-signal context. */
@@ -21,9 +24,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collector.h"
+#include "duration.h"
 #include "embedded.h"
 #include "governor.h"
 #include "http.h"
@@ -43,6 +48,7 @@ struct options {
     unsigned threads;
     enum gov_log_format log_format;
     int log_level;
+    uint64_t shutdown_delay_ms; /* --shutdown-delay */
 };
 
 static void usage(FILE *f)
@@ -67,6 +73,9 @@ static void usage(FILE *f)
             "      --log-format FMT     json, text, journal or auto [GOVERNOR_LOG_FORMAT]\n"
             "                           (default auto: journal under systemd, else json)\n"
             "      --log-level LEVEL    debug, info, warning or error (default info)\n"
+            "      --shutdown-delay DURATION  after SIGTERM, fail /readyz and keep serving\n"
+            "                           for DURATION (2s, 500ms) before stopping\n"
+            "                           [GOVERNOR_SHUTDOWN_DELAY] (default 0)\n"
             "      --check-policy FILE  validate FILE ('-' for stdin); print the effective\n"
             "                           policy and exit 0, or the errors and exit 1\n"
             "  -V, --version            print the version and exit\n"
@@ -110,7 +119,7 @@ static const char *env_or(const char *name, const char *fallback)
  * on, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY };
+    enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY, OPT_SHUTDOWN_DELAY };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
@@ -119,12 +128,14 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"check-policy", required_argument, NULL, OPT_CHECK_POLICY},
+        {"shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *threads = env_or("GOVERNOR_THREADS", NULL);
     const char *log_format = env_or("GOVERNOR_LOG_FORMAT", "auto");
+    const char *shutdown_delay = env_or("GOVERNOR_SHUTDOWN_DELAY", NULL);
     int c;
 
     o->listen = env_or("GOVERNOR_LISTEN", DEFAULT_LISTEN);
@@ -159,6 +170,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_CHECK_POLICY:
             o->check_policy = optarg;
             break;
+        case OPT_SHUTDOWN_DELAY:
+            shutdown_delay = optarg;
+            break;
         case 'V':
             printf("governord %s\n", GOVERNOR_VERSION);
             return -1;
@@ -178,6 +192,14 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (threads && parse_threads(threads, &o->threads) < 0) {
         fprintf(stderr, "governord: --threads: '%s' is not a number from 1 to 256\n", threads);
         return 2;
+    }
+    if (shutdown_delay) {
+        const char *why = "";
+        if (duration_parse_ms(shutdown_delay, &o->shutdown_delay_ms, &why) < 0) {
+            fprintf(stderr, "governord: --shutdown-delay: '%s': %s (e.g. 2s, 500ms, 0)\n",
+                    shutdown_delay, why);
+            return 2;
+        }
     }
     if (gov_log_format_parse(log_format, &o->log_format) < 0) {
         fprintf(stderr, "governord: --log-format: '%s' is not json, text, journal or auto\n",
@@ -250,6 +272,49 @@ static const char *choose_policy(const struct options *o)
     if (stat(DEFAULT_POLICY, &st) == 0)
         return DEFAULT_POLICY;
     return NULL;
+}
+
+/* --shutdown-delay: /readyz fails at once, everything else is served for
+ * delay_ms (so that endpoints and load balancers stop sending traffic before
+ * the listener closes), then the caller stops as usual.  SIGHUP still
+ * reloads; a second SIGTERM or SIGINT ends the delay at once. */
+static void shutdown_delay(const sigset_t *sigs, struct http_server *http, struct gov *g,
+                           int first_sig, uint64_t delay_ms)
+{
+    uint64_t end = gov_now_ms() + delay_ms;
+    char msg[96];
+
+    if (delay_ms == 0)
+        return;
+    http_set_draining(http);
+    snprintf(msg, sizeof(msg), "%s: /readyz fails, serving for %llu ms before stopping",
+             first_sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)delay_ms);
+    gov_log(LOG_INFO, "shutdown_delay", msg, "{s:i}", "delay_ms", (int)delay_ms);
+    sd_notify(0, "STATUS=shutdown delay: /readyz fails, still serving");
+    for (;;) {
+        uint64_t now = gov_now_ms();
+        struct timespec left;
+        int sig;
+        if (now >= end)
+            return;
+        left.tv_sec = (time_t)((end - now) / 1000);
+        left.tv_nsec = (long)((end - now) % 1000) * 1000000L;
+        sig = sigtimedwait(sigs, NULL, &left);
+        if (sig < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue; /* EAGAIN: the time is up, checked above */
+            gov_log(LOG_ERR, "signal", "sigtimedwait failed", NULL);
+            return;
+        }
+        if (sig == SIGHUP) {
+            gov_log(LOG_INFO, "signal", "SIGHUP: reloading the policy", NULL);
+            gov_request_reload(g);
+            continue;
+        }
+        gov_log(LOG_INFO, "signal", sig == SIGTERM ? "second SIGTERM: stopping now"
+                                                   : "second SIGINT: stopping now", NULL);
+        return;
+    }
 }
 
 /* ---- sd_notify -------------------------------------------------------------
@@ -396,6 +461,7 @@ int main(int argc, char **argv)
             gov_request_reload(g);
             continue;
         }
+        shutdown_delay(&sigs, http, g, sig, o.shutdown_delay_ms);
         gov_log(LOG_INFO, "stop", sig == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping",
                 NULL);
         break;
