@@ -21,7 +21,7 @@
 # Variants build into their own directories: build/ (release), build/asan,
 # build/tsan.  Every library comes from pkg-config.
 
-PKGS      := libmicrohttpd libcgroup libsystemd jansson inih
+PKGS      := libmicrohttpd libsystemd jansson inih
 TEST_PKGS := cmocka
 
 BUILD     ?= build

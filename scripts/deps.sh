@@ -11,7 +11,7 @@
 set -eu
 
 # one group per line, so that additions merge cleanly
-BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
+BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libsystemd-dev libjansson-dev libinih-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
 # make test-chart: shared/tools/chart-render (Go, built on first use) and
 # k8s-validate, YAML for the tests, and what the chart-in-the-loop sandbox runs
