@@ -10,6 +10,8 @@
 #   make unit       unit tests only (cmocka)
 #   make test-chart      the Helm chart: rendered, validated, run in the loop
 #   make test-container  the Dockerfile built and run with podman
+#   make image      build the image localhost/governord:dev (podman, or docker
+#                   where present) and print its size
 #   make test-vm    the cgroup v2 proof: boots Debian's cloud kernel under
 #                   QEMU and runs governord on its real v2 memory controller
 #   make demo       the seed's scenario on this machine's memory cgroup, with
@@ -63,7 +65,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
         test-kernel test-chart test-container test-systemd test-vm test-browser test-fuzz \
-        test-valgrind lint demo screenshot clean
+        test-valgrind lint demo screenshot clean image
 
 all: $(BUILD)/governord $(BUILD)/libgovernor.a
 
@@ -163,6 +165,9 @@ test-kernel: $(BUILD)/governord
 test-chart: $(BUILD)/governord
 	SHARED_DIR=$(SHARED_DIR) GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/chart
+
+image:
+	@scripts/image.sh localhost/governord:dev
 
 # about a minute and a half: debootstrap (~25 s), podman build (~25 s), 30 s run
 test-container:

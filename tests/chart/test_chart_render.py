@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from chartlib import (CHART, NAMESPACE, POLICIES, REPO, container, documents, dockerfile_final_stage,
-                      governord, kinds, one, port_number, pre_stop_seconds, validate)
+                      governord, kinds, one, port_number, shutdown_delay_seconds, validate)
 
 DEFAULT_POLICY = (POLICIES / "default.ini").read_text()
 
@@ -150,8 +150,9 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    # governord exits within 5 s of SIGTERM; the preStop sleep comes first
-    assert spec["terminationGracePeriodSeconds"] >= pre_stop_seconds(c) + 5
+    # governord exits within 5 s of SIGTERM after its shutdown delay
+    assert shutdown_delay_seconds(c) == 3
+    assert spec["terminationGracePeriodSeconds"] >= shutdown_delay_seconds(c) + 5
     assert c["resources"]["limits"]["memory"] == "256Mi"
     # HPA on: the Deployment leaves replicas to the autoscaler
     hpa_docs = documents(renderer.render(*VALUE_SETS["hpa-on"][0]))
@@ -160,12 +161,20 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
 
 
-def test_pre_stop_sleep_before_kubernetes_1_30(renderer):
-    """Without the sleep action (before 1.30) the preStop hook runs /bin/sleep."""
-    new = container(one(documents(renderer.render("--kube-version", "1.31.0")), "Deployment"))
-    old = container(one(documents(renderer.render("--kube-version", "1.29.0")), "Deployment"))
-    assert new["lifecycle"]["preStop"] == {"sleep": {"seconds": 3}}
-    assert old["lifecycle"]["preStop"] == {"exec": {"command": ["/bin/sleep", "3"]}}
+def test_shutdown_delay_instead_of_a_pre_stop_hook(renderer):
+    """The image has no shell: no preStop command on any Kubernetes version;
+    governord's --shutdown-delay does the waiting, and a grace period not
+    longer than the delay is refused."""
+    for version in ("1.31.0", "1.29.0", "1.25.0"):
+        c = container(one(documents(renderer.render("--kube-version", version)), "Deployment"))
+        assert "lifecycle" not in c
+        args = c["args"]
+        assert args[args.index("--shutdown-delay") + 1] == "3s"
+    c = container(one(documents(renderer.render("--set", "shutdownDelaySeconds=0")),
+                      "Deployment"))
+    assert shutdown_delay_seconds(c) == 0
+    r = renderer.run("--set", "shutdownDelaySeconds=20")
+    assert r.returncode != 0 and "terminationGracePeriodSeconds must be longer" in r.stderr
 
 
 def restricted_violations(spec):
