@@ -58,12 +58,14 @@ cd "$src"
 ./configure -q --prefix="$prefix" --disable-https --disable-doc --disable-examples \
     --disable-curl --disable-nls --enable-static --disable-shared --with-pic \
     CFLAGS="$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$(dpkg-buildflags --get CPPFLAGS)" \
-    LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" >/dev/null
+    LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" >/dev/null || { tail -n 40 config.log >&2; exit 1; }
 make -s -j"$(nproc)" -C src/microhttpd >/dev/null
 make -s -C src/microhttpd install DESTDIR="$work/inst" >/dev/null
+make -s -C src/include install DESTDIR="$work/inst" >/dev/null
 install -D -m 644 libmicrohttpd.pc "$work/inst$prefix/lib/pkgconfig/libmicrohttpd.pc"
 rm -f "$work/inst$prefix"/lib/*.la
-tar -C "$work/inst" -cf "$work/mhd.tar" .
+# only PREFIX, so that unpacking at / touches nothing else (not even /'s mode)
+tar -C "$work/inst" -cf "$work/mhd.tar" "${prefix#/}"
 tar -C / -xf "$work/mhd.tar"
 if [ -n "$cache" ] && mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ]; then
     rm -f "$cache"/libmicrohttpd-*.tar

@@ -277,10 +277,14 @@ def test_image_agrees_with_the_deployment(default_docs):
     user, _, group = stage["USER"].partition(":")
     assert user.isdigit() and int(user) != 0, "a numeric non-root user (runAsNonRoot can check it)"
     assert (int(user), int(group)) == (psc["runAsUser"], psc["runAsGroup"])
-    # the image's default policy sits where the chart mounts the ConfigMap
+    # the image's default policy sits where the chart mounts the ConfigMap: the
+    # final stage (FROM scratch) is the file system scripts/image-rootfs.sh made
     args = c["args"]
+    policy = args[args.index("--policy") + 1]
     copies = [rest.split() for word, rest in instructions if word == "COPY"]
-    assert ["policies/default.ini", args[args.index("--policy") + 1]] in copies
+    assert copies == [["--from=build", "/rootfs/", "/"]]
+    assert json.loads(stage["CMD"]) == ["--policy", policy]
+    assert f'"$root{policy}"' in (REPO / "scripts" / "image-rootfs.sh").read_text()
 
 
 def test_deploy_files():
