@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* Longest duration accepted: one hour. */
-#define DURATION_MAX_MS (3600u * 1000u)
+#define DURATION_MAX_MS UINT64_C(3600000)
 
 /* Parses "0", "N ms", "N s" or "N m" (no space; N a whole number, or for s
  * and m a decimal with at most as many places as keep it whole in
