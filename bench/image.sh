@@ -12,7 +12,11 @@
 #     times, each after 3 s idle: VmRSS (/proc/PID/status), Pss
 #     (/proc/PID/smaps_rollup), and the charge of the container's memory
 #     cgroup (memory.usage_in_bytes, cgroup v1), with memory.stat's rss and
-#     cache beside it.
+#     cache beside it;
+#   - the same once more with the image's files evicted from the page cache
+#     first (posix_fadvise DONTNEED on each, through `podman image mount`):
+#     then the container's cgroup is charged for the library pages it reads,
+#     the worst case for a pod whose node has not read them before.
 # podman runs as root with its own configuration and storage in a temporary
 # directory (runtime runc, low default ulimits, as tests/container does), so
 # nothing of the machine's own podman state is touched.  The debootstrap base
@@ -26,7 +30,7 @@ while getopts b:n:h opt; do
     case $opt in
     b) BEFORE=$OPTARG ;;
     n) RUNS=$OPTARG ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    *) sed -n '2,24p' "$0"; exit 2 ;;
     esac
 done
 [ "$(id -u)" -eq 0 ] || die "needs root (podman with runc, cgroups)"
@@ -85,12 +89,30 @@ chmod 755 "$WORK"
 chmod 644 "$WORK/policy.ini"
 mkdir "$WORK/etc-governor" && cp "$WORK/policy.ini" "$WORK/etc-governor/"
 
-# measure NAME IMAGE -- RUNS idle runs of IMAGE, one line each
+# evict IMAGE's files from the page cache (clean pages only; nothing else)
+evict() {
+    local dir
+    dir=$(podman image mount "$1")
+    /usr/bin/python3 - "$dir" <<'PY'
+import os, sys
+for top, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        p = os.path.join(top, f)
+        if os.path.isfile(p) and not os.path.islink(p):
+            fd = os.open(p, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+PY
+    podman image unmount "$1" >/dev/null
+}
+
+# measure NAME IMAGE -- RUNS idle runs of IMAGE and a cold one, one line each
 measure() {
     local name=$1 image=$2 i port cid pid memcg size
     size=$(podman image inspect --format '{{.Size}}' "$image")
     echo "$name: image $image, $size bytes ($(awk "BEGIN { printf \"%.1f\", $size / 1e6 }") MB)"
-    for i in $(seq "$RUNS"); do
+    for i in $(seq "$((RUNS + 1))"); do
+        if [ "$i" -gt "$RUNS" ]; then evict "$image"; i=cold; fi
         port=$(free_port)
         cid=$(podman run -d --network host --memory 64m --memory-swap 64m \
             --read-only --read-only-tmpfs=false --user 65532:65532 \
@@ -100,7 +122,7 @@ measure() {
         sleep 3 # idle: letting time pass is the point
         pid=$(podman inspect --format '{{.State.Pid}}' "$cid")
         memcg=/sys/fs/cgroup/memory$(sed -n 's/^[0-9]*:[^:]*memory[^:]*://p' "/proc/$pid/cgroup")
-        printf '  run %d: VmRSS %s KiB, Pss %s KiB, cgroup usage %s KiB (rss %s KiB, cache %s KiB)\n' \
+        printf '  run %s: VmRSS %s KiB, Pss %s KiB, cgroup usage %s KiB (rss %s KiB, cache %s KiB)\n' \
             "$i" "$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")" \
             "$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup")" \
             "$(( $(cat "$memcg/memory.usage_in_bytes") / 1024 ))" \
