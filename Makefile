@@ -169,7 +169,9 @@ test-chart: $(BUILD)/governord
 image:
 	@scripts/image.sh localhost/governord:dev
 
-# about a minute and a half: debootstrap (~25 s), podman build (~25 s), 30 s run
+# about a minute and a half on an idle machine: debootstrap (~25 s), podman
+# build (~25 s), 35 s of runs; the first build also compiles libmicrohttpd
+# (~80 s of CPU), then cached in build/image-cache/ (kept until `make clean`)
 test-container:
 	@start=$$(date +%s); $(PYTHON) -m pytest -q -rs -s tests/container; rc=$$?; \
 	    echo "make test-container: $$(($$(date +%s) - start)) s"; exit $$rc
