@@ -49,7 +49,7 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wvla -Wstrict-prototypes 
 HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS   := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(WARN) $(HARDEN) -pthread -MMD -MP \
             -Igovernor -Iapp $(PKG_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
-LDFLAGS  := -pie -Wl,-z,relro,-z,now -pthread $(SAN) $(EXTRA_LDFLAGS)
+LDFLAGS  := -pie -Wl,-z,relro,-z,now -Wl,--as-needed -pthread $(SAN) $(EXTRA_LDFLAGS)
 LIBS     := $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard governor/*.c)
