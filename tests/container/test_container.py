@@ -374,6 +374,9 @@ def test_shutdown_delay_without_a_shell(podman, image):
     usage = int((memcg / "memory.usage_in_bytes").read_text())
     print(f"\nidle: VmRSS {status['VmRSS'].strip()}, Pss {pss} kB, container cgroup usage "
           f"{usage / 2**20:.1f} MiB")
+    # the image's goals (issue 12; measured in bench/README.md "Image")
+    assert int(status["VmRSS"].split()[0]) <= 5 * 1024
+    assert usage <= 8 * 2**20
     assert get(port, "/readyz")[0] == 200
     n = 0
     t0 = time.monotonic()
