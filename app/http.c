@@ -27,7 +27,8 @@
  * request: 32 KiB (the default) cost more user CPU than all of the request
  * handling.
  *
- * Shutdown: quiesce (stop accepting), wait for in-flight requests to finish
+ * Shutdown: with --shutdown-delay, /readyz first fails for the delay while
+ * everything else is served (a flag set by the main thread); then quiesce (stop accepting), wait for in-flight requests to finish
  * (counted from the first access-handler call to the completion callback),
  * then stop the daemon, which closes idle keep-alive connections. */
 #include "http.h"
@@ -59,6 +60,7 @@ struct http_server {
     struct counter_store *counter; /* /counter's N (app/counter.h); not owned */
     atomic_int inflight;           /* requests begun and not yet completed */
     atomic_size_t output_bytes;    /* rendered bodies held for connections (OUTPUT_BUDGET) */
+    atomic_bool draining;          /* shutting down: /readyz fails, the rest is served */
     /* responses by route and status code slot, for /metrics: one relaxed
      * increment per response keeps the /counter path cheap */
     atomic_uint_fast64_t responses[ROUTE_COUNT][HTTP_NCODES];
@@ -308,6 +310,9 @@ static enum MHD_Result handle_readyz(struct http_server *s, struct MHD_Connectio
 {
     char why[400], body[440];
     int len;
+    if (atomic_load(&s->draining))
+        return send_static(s, conn, ROUTE_READYZ, MHD_HTTP_SERVICE_UNAVAILABLE,
+                           "shutting down\n");
     if (gov_ready(s->gov, why, sizeof(why)) && counter_ready(s->counter, why, sizeof(why)))
         return send_static(s, conn, ROUTE_READYZ, MHD_HTTP_OK, "ready\n");
     len = snprintf(body, sizeof(body), "not ready: %s\n", why);
@@ -701,6 +706,11 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
 uint16_t http_port(const struct http_server *s)
 {
     return s->port;
+}
+
+void http_set_draining(struct http_server *s)
+{
+    atomic_store(&s->draining, true);
 }
 
 void http_stop(struct http_server *s, unsigned grace_ms)

@@ -41,6 +41,10 @@ uint16_t http_port(const struct http_server *s);
  * set is not one instant). */
 void http_get_stats(const struct http_server *s, struct http_stats *out);
 
+/* From now on /readyz answers 503 "shutting down"; every other path is
+ * served as before (--shutdown-delay).  Safe from any thread. */
+void http_set_draining(struct http_server *s);
+
 /* Stops accepting, lets in-flight responses finish (at most grace_ms), then
  * closes every connection and frees the server. */
 void http_stop(struct http_server *s, unsigned grace_ms);

@@ -9,7 +9,10 @@
  * main thread:
  *
  *   SIGHUP            reload the policy
- *   SIGTERM, SIGINT   stop accepting, finish in-flight responses, exit 0
+ *   SIGTERM, SIGINT   stop accepting, finish in-flight responses, exit 0;
+ *                     with --shutdown-delay, first fail /readyz and keep
+ *                     serving everything else for the delay (a second
+ *                     SIGTERM/SIGINT ends the delay at once)
  *
  * With `-- CMD [ARGS...]` (supervisor mode, app/supervise.c) governord also
  * runs CMD as its child: SIGTERM, SIGINT, SIGQUIT, SIGUSR1 and SIGUSR2 go to
@@ -29,10 +32,12 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "collector.h"
 #include "counter.h"
+#include "duration.h"
 #include "embedded.h"
 #include "governor.h"
 #include "http.h"
@@ -61,6 +66,7 @@ struct options {
     char **command;             /* CMD [ARGS...] after "--", NULL-terminated; NULL: none */
     const char *socket;         /* GOVERNOR_SOCKET for the child; NULL: "none" */
     unsigned stop_timeout_ms;   /* SIGTERM to SIGKILL */
+    uint64_t shutdown_delay_ms; /* --shutdown-delay */
 };
 
 static void usage(FILE *f)
@@ -95,6 +101,9 @@ static void usage(FILE *f)
             "                           [GOVERNOR_COUNTER_LEASE] (default 1000)\n"
             "      --counter-timeout MS redis: connect and command timeout, 1-60000\n"
             "                           [GOVERNOR_COUNTER_TIMEOUT_MS] (default 1000)\n"
+            "      --shutdown-delay DURATION  after SIGTERM, fail /readyz and keep serving\n"
+            "                           for DURATION (2s, 500ms) before stopping\n"
+            "                           [GOVERNOR_SHUTDOWN_DELAY] (default 0)\n"
             "      --check-policy FILE  validate FILE ('-' for stdin); print the effective\n"
             "                           policy and exit 0, or the errors and exit 1\n"
             "  -- CMD [ARGS...]         supervisor mode: run CMD as a child in the same\n"
@@ -155,7 +164,7 @@ static const char *env_or(const char *name, const char *fallback)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY, OPT_COUNTER, OPT_COUNTER_LEASE,
-           OPT_COUNTER_TIMEOUT, OPT_SOCKET, OPT_STOP_TIMEOUT };
+           OPT_COUNTER_TIMEOUT, OPT_SOCKET, OPT_STOP_TIMEOUT, OPT_SHUTDOWN_DELAY };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
@@ -169,6 +178,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"counter-timeout", required_argument, NULL, OPT_COUNTER_TIMEOUT},
         {"socket", required_argument, NULL, OPT_SOCKET},
         {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+        {"shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -179,6 +189,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     const char *counter_timeout = env_or("GOVERNOR_COUNTER_TIMEOUT_MS", NULL);
     const char *stop_timeout = env_or("GOVERNOR_STOP_TIMEOUT", NULL);
     const char *last_optarg = NULL; /* to tell an option's "--" from the separator */
+    const char *shutdown_delay = env_or("GOVERNOR_SHUTDOWN_DELAY", NULL);
     int c;
 
     o->listen = env_or("GOVERNOR_LISTEN", DEFAULT_LISTEN);
@@ -234,6 +245,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_STOP_TIMEOUT:
             stop_timeout = optarg;
+            break;
+        case OPT_SHUTDOWN_DELAY:
+            shutdown_delay = optarg;
             break;
         case 'V':
             printf("governord %s\n", GOVERNOR_VERSION);
@@ -291,6 +305,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 counter_timeout);
         return 2;
     }
+    if (shutdown_delay) {
+        const char *why = "";
+        if (duration_parse_ms(shutdown_delay, &o->shutdown_delay_ms, &why) < 0) {
+            fprintf(stderr, "governord: --shutdown-delay: '%s': %s (e.g. 2s, 500ms, 0)\n",
+                    shutdown_delay, why);
+            return 2;
+        }
+    }
     if (gov_log_format_parse(log_format, &o->log_format) < 0) {
         fprintf(stderr, "governord: --log-format: '%s' is not json, text, journal or auto\n",
                 log_format);
@@ -335,6 +357,49 @@ static const char *choose_policy(const struct options *o)
     if (stat(DEFAULT_POLICY, &st) == 0)
         return DEFAULT_POLICY;
     return NULL;
+}
+
+/* --shutdown-delay: /readyz fails at once, everything else is served for
+ * delay_ms (so that endpoints and load balancers stop sending traffic before
+ * the listener closes), then the caller stops as usual.  SIGHUP still
+ * reloads; a second SIGTERM or SIGINT ends the delay at once. */
+static void shutdown_delay(const sigset_t *sigs, struct http_server *http, struct gov *g,
+                           int first_sig, uint64_t delay_ms)
+{
+    uint64_t end = gov_now_ms() + delay_ms;
+    char msg[96];
+
+    if (delay_ms == 0)
+        return;
+    http_set_draining(http);
+    snprintf(msg, sizeof(msg), "%s: /readyz fails, serving for %llu ms before stopping",
+             first_sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)delay_ms);
+    gov_log(LOG_INFO, "shutdown_delay", msg, "{s:i}", "delay_ms", (int)delay_ms);
+    sd_notify(0, "STATUS=shutdown delay: /readyz fails, still serving");
+    for (;;) {
+        uint64_t now = gov_now_ms();
+        struct timespec left;
+        int sig;
+        if (now >= end)
+            return;
+        left.tv_sec = (time_t)((end - now) / 1000);
+        left.tv_nsec = (long)((end - now) % 1000) * 1000000L;
+        sig = sigtimedwait(sigs, NULL, &left);
+        if (sig < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue; /* EAGAIN: the time is up, checked above */
+            gov_log(LOG_ERR, "signal", "sigtimedwait failed", NULL);
+            return;
+        }
+        if (sig == SIGHUP) {
+            gov_log(LOG_INFO, "signal", "SIGHUP: reloading the policy", NULL);
+            gov_request_reload(g);
+            continue;
+        }
+        gov_log(LOG_INFO, "signal", sig == SIGTERM ? "second SIGTERM: stopping now"
+                                                   : "second SIGINT: stopping now", NULL);
+        return;
+    }
 }
 
 /* ---- sd_notify -------------------------------------------------------------
@@ -444,9 +509,12 @@ static int child_ended(const struct supervise *sv, struct gov *g, uint64_t oom_b
     return code;
 }
 
-/* Takes signals until the child is gone; returns governord's exit status. */
+/* Takes signals until the child is gone; returns governord's exit status.
+ * From the first SIGTERM/SIGINT on, /readyz fails (the pod leaves the
+ * endpoints while the child drains; --shutdown-delay is for governord's own
+ * stop, the child decides how long its drain takes). */
 static int supervise_loop(struct supervise *sv, const sigset_t *sigs, struct gov *g,
-                          uint64_t oom_before)
+                          struct http_server *http, uint64_t oom_before)
 {
     for (;;) {
         siginfo_t si;
@@ -480,6 +548,8 @@ static int supervise_loop(struct supervise *sv, const sigset_t *sigs, struct gov
             if (supervise_reap(sv))
                 return child_ended(sv, g, oom_before);
         } else if (supervise_forwards(sig)) {
+            if (sig == SIGTERM || sig == SIGINT)
+                http_set_draining(http);
             supervise_forward(sv, sig, sig == SIGTERM || sig == SIGINT);
         }
     }
@@ -636,7 +706,7 @@ int main(int argc, char **argv)
         gov_log(LOG_INFO, "child_start", "child started", "{s:i, s:s, s:s?, s:I}", "pid",
                 (int)sv.pid, "command", o.command[0], "socket", o.socket, "stop_timeout_ms",
                 (json_int_t)sv.stop_timeout_ms);
-        exit_code = supervise_loop(&sv, &sigs, g, oom_before);
+        exit_code = supervise_loop(&sv, &sigs, g, http, oom_before);
         gov_log(LOG_INFO, "stop", "the child is gone: stopping", "{s:i}", "exit_code",
                 exit_code);
         sd_notify(0, "STOPPING=1\nSTATUS=stopping: the child is gone");
@@ -658,6 +728,7 @@ int main(int argc, char **argv)
             gov_request_reload(g);
             continue;
         }
+        shutdown_delay(&sigs, http, g, sig, o.shutdown_delay_ms);
         gov_log(LOG_INFO, "stop", sig == SIGTERM ? "SIGTERM: stopping" : "SIGINT: stopping",
                 NULL);
         break;

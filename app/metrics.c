@@ -58,7 +58,8 @@ void metrics_write_double(FILE *f, double v)
         fputs("NaN", f);
     } else if (isinf(v)) {
         fputs(v > 0 ? "+Inf" : "-Inf", f);
-    } else if (v == nearbyint(v) && fabs(v) < 9007199254740992.0) {
+    } else if (fabs(v) < 9007199254740992.0 && (double)(int64_t)v == v) {
+        /* a whole number (tested without libm: the image links no libm) */
         fprintf(f, "%.0f", v);
     } else {
         snprintf(buf, sizeof(buf), "%.15g", v);

@@ -1,8 +1,7 @@
 /* cgroup_locate.c -- find the memory cgroup to govern (see cgroup_locate.h).
  *
  * Locating runs once, in gov_new() before any thread starts, and is allowed
- * to be slow: it reads /proc/self/cgroup and /proc/self/mountinfo and, for
- * cgroup v1, asks libcgroup where the memory hierarchy is mounted.  It only
+ * to be slow: it reads /proc/self/cgroup and /proc/self/mountinfo.  It only
  * decides where the figures come from; cgroup.c opens and samples them.
  *
  * Traps handled here (see shared/notes/cgroups-and-kubernetes.md):
@@ -10,15 +9,13 @@
  *    v2 is only taken when the own v2 cgroup really has memory.current;
  *  - cgroup namespaces: the path in /proc/self/cgroup is relative to the
  *    mount's root, which mountinfo gives (cgroup_parse.c joins them);
- *  - libcgroup 2.0.2 (Debian 12) cannot parse v2 lines, so it is asked only
- *    about the v1 memory mount, and its answer is cross-checked with
- *    mountinfo (README, "libcgroup"). */
+ *  - cgroup v1: the first mount of the memory hierarchy where the own
+ *    cgroup exists.  libcgroup is not used (README, "libcgroup"): all it
+ *    gave was that mount's name, at the price of its cgroup_init() tables
+ *    in every process (bench/README.md, "Image"). */
 #include "cgroup_locate.h"
 
 #include <errno.h>
-#include <libcgroup.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,44 +47,6 @@ bool gov_cgroup_dir_has(const char *dir, const char *name)
     return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
-/* ---- libcgroup ----------------------------------------------------------- */
-
-/* libcgroup logs to stdout unless told otherwise; its messages are not ours
- * to print (discovery falls back to mountinfo when it fails). */
-static void libcgroup_quiet(void *ud, int level, const char *fmt, va_list ap)
-{
-    (void)ud;
-    (void)level;
-    (void)fmt;
-    (void)ap;
-}
-
-/* cgroup_init() fills libcgroup's process-wide mount table; pthread_once
- * runs it once.  These two statics are the written-down exception to "no
- * global mutable state": they stand for libcgroup's own process-wide table
- * and are written only inside pthread_once. */
-static pthread_once_t libcgroup_once = PTHREAD_ONCE_INIT;
-static int libcgroup_status = -1;
-
-static void libcgroup_init_once(void)
-{
-    cgroup_set_logger(libcgroup_quiet, CGROUP_LOG_ERROR, NULL);
-    libcgroup_status = cgroup_init();
-}
-
-/* The v1 memory hierarchy's mount point according to libcgroup, or "". */
-static void libcgroup_memory_mount(char *out, size_t len)
-{
-    char *mnt = NULL;
-    out[0] = '\0';
-    pthread_once(&libcgroup_once, libcgroup_init_once);
-    if (libcgroup_status != 0)
-        return;
-    if (cgroup_get_subsys_mount_point("memory", &mnt) == 0 && mnt)
-        gov_strlcpy(out, mnt, len);
-    free(mnt);
-}
-
 /* ---- discovery ------------------------------------------------------------ */
 
 int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char *sysroot,
@@ -99,11 +58,10 @@ int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char
     _cleanup_fclose_ FILE *mi = NULL;
     struct gov_proc_cgroup entries[64];
     const char *v2_path = NULL, *v1_path = NULL;
-    char v1_mount[PATH_MAX] = "", why_not_v2[256] = "";
+    char why_not_v2[256] = "";
     _cleanup_free_ char *line = NULL;
     size_t cap = 0;
     int n;
-    bool use_libcgroup = !sysroot || !*sysroot;
 
     memset(out, 0, sizeof(*out));
     if (!pc) {
@@ -121,8 +79,6 @@ int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char
         else if (gov_controller_listed(entries[i].controllers, "memory"))
             v1_path = entries[i].path;
     }
-    if (v1_path && use_libcgroup)
-        libcgroup_memory_mount(v1_mount, sizeof(v1_mount));
 
     mi = fopen(mountinfo, "re");
     if (!mi) {
@@ -149,7 +105,8 @@ int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char
                  m.mount_point);
         return 0;
     }
-    /* then cgroup v1's memory hierarchy */
+    /* then cgroup v1's memory hierarchy: its first mount where our cgroup
+     * exists */
     rewind(mi);
     while (v1_path && getline(&line, &cap, mi) > 0) {
         struct gov_mountinfo m;
@@ -157,8 +114,6 @@ int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char
         if (gov_parse_mountinfo_line(line, &m) < 0 || strcmp(m.fstype, "cgroup") != 0 ||
             !gov_controller_listed(m.super_opts, "memory"))
             continue;
-        if (v1_mount[0] && strcmp(v1_mount, m.mount_point) != 0)
-            continue; /* libcgroup names the first mount; use the same one */
         if (gov_cgroup_dir_from_mount(sysroot, &m, v1_path, dir, sizeof(dir)) < 0)
             continue;
         if (!gov_cgroup_dir_has(dir, "memory.usage_in_bytes"))
@@ -166,8 +121,8 @@ int gov_cgroup_locate(const char *proc_cgroup, const char *mountinfo, const char
         out->version = GOV_CG_V1;
         gov_strlcpy(out->dir, dir, sizeof(out->dir));
         snprintf(out->root, sizeof(out->root), "%s%s", sysroot ? sysroot : "", m.mount_point);
-        snprintf(out->how, sizeof(out->how), "discovered: cgroup v1 memory at %s%s",
-                 m.mount_point, v1_mount[0] ? " (libcgroup)" : "");
+        snprintf(out->how, sizeof(out->how), "discovered: cgroup v1 memory at %s",
+                 m.mount_point);
         return 0;
     }
     out->version = GOV_CG_HOST;

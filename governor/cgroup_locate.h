@@ -2,8 +2,8 @@
  *
  * Discovery reads /proc/self/cgroup and /proc/self/mountinfo and picks, per
  * controller, cgroup v2 when the unified hierarchy carries the memory
- * controller for this process, else cgroup v1's memory hierarchy (mount point
- * via libcgroup, cross-checked with mountinfo), else the host's /proc/meminfo
+ * controller for this process, else cgroup v1's memory hierarchy (its first
+ * mount in mountinfo where this process's cgroup exists), else the host's /proc/meminfo
  * (no memory cgroup at all, e.g. the root cgroup of a v2 host).  A directory
  * given with --cgroup is used as the cgroup instead; its version is told by
  * the files present.  Sampling the location is cgroup.h's business. */

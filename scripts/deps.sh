@@ -4,6 +4,9 @@
 #   scripts/deps.sh build          what `make` and `make run` need
 #   scripts/deps.sh test           plus everything `make test` needs
 #   scripts/deps.sh bench          what `make` and the scripts in bench/ need
+#   scripts/deps.sh image          the Dockerfile's build stage: `make`'s list
+#                                  without libmicrohttpd-dev (built from source
+#                                  without HTTPS, scripts/build-mhd.sh)
 #   scripts/deps.sh --list MODE    print the package names and exit
 #
 # As root, missing packages are installed with apt-get; as any other user
@@ -11,7 +14,7 @@
 set -eu
 
 # one group per line, so that additions merge cleanly
-BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libcgroup-dev libsystemd-dev libjansson-dev libinih-dev"
+BUILD_PKGS="gcc make pkg-config libmicrohttpd-dev libsystemd-dev libjansson-dev libinih-dev"
 # SHA-256 of the policy (governor/policy.c): nettle, already a dependency of libgnutls
 BUILD_PKGS="$BUILD_PKGS nettle-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest curl"
@@ -35,6 +38,8 @@ BROWSER_PKGS="chromium python3-pil"
 # load tests, fuzzing (clang 14 + libFuzzer runtime), valgrind, lint
 TEST_PKGS="$TEST_PKGS wrk clang-14 libclang-rt-14-dev valgrind cppcheck clang-tidy-14"
 BENCH_PKGS="wrk nginx python3 curl"
+# the Dockerfile's build stage: dpkg-dev unpacks and builds libmicrohttpd's source package
+IMAGE_PKGS="dpkg-dev"
 
 list=false
 if [ "${1:-}" = "--list" ]; then
@@ -46,7 +51,8 @@ case "$mode" in
     build) pkgs=$BUILD_PKGS ;;
     test) pkgs="$BUILD_PKGS $TEST_PKGS $CHART_PKGS $CONTAINER_PKGS $OBSERVE_PKGS $VM_PKGS $BROWSER_PKGS" ;;
     bench) pkgs="$BUILD_PKGS $BENCH_PKGS" ;;
-    *) echo "usage: $0 [--list] build|test|bench" >&2; exit 2 ;;
+    image) pkgs="$(echo " $BUILD_PKGS " | sed 's/ libmicrohttpd-dev / /') $IMAGE_PKGS" ;;
+    *) echo "usage: $0 [--list] build|test|bench|image" >&2; exit 2 ;;
 esac
 if $list; then
     echo $pkgs

@@ -106,13 +106,17 @@ def container(deployment):
     return containers[0]
 
 
-def pre_stop_seconds(c):
-    """How long the container's preStop hook sleeps (0 without one)."""
-    pre_stop = c.get("lifecycle", {}).get("preStop", {})
-    if "sleep" in pre_stop:
-        return pre_stop["sleep"]["seconds"]
-    assert not pre_stop, f"teach pre_stop_seconds this preStop hook: {pre_stop}"
-    return 0
+def shutdown_delay_seconds(c):
+    """governord's --shutdown-delay in the container's arguments ("3s"), in
+    seconds (0 without one).  The chart has no preStop hook: the image has no
+    shell, and the delay is governord's own."""
+    assert "lifecycle" not in c, f"unexpected lifecycle hooks: {c['lifecycle']}"
+    args = c.get("args", [])
+    if "--shutdown-delay" not in args:
+        return 0
+    value = args[args.index("--shutdown-delay") + 1]
+    assert value.endswith("s") and value[:-1].isdigit(), value
+    return int(value[:-1])
 
 
 def port_number(c, port):

@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from chartlib import (NAMESPACE, POLICIES, Renderer, container, documents, governord, need, one,
-                      port_number, pre_stop_seconds, quantity_bytes)
+                      port_number, quantity_bytes, shutdown_delay_seconds)
 from kubelet import ConfigMapDir
 
 HERE = Path(__file__).resolve().parent
@@ -293,13 +293,23 @@ def test_invalid_update_is_refused_and_pod_stays_ready(pod):
     assert pod.get("/readyz")[0] == 200 and pod.get("/healthz")[0] == 200
 
 
-def test_sigterm_ends_within_the_grace_period(pod):
-    pre_stop = pre_stop_seconds(pod.c)
-    budget = pod.spec["terminationGracePeriodSeconds"] - pre_stop
+def test_sigterm_fails_readyz_then_ends_within_the_grace_period(pod):
+    """The chart's --shutdown-delay: /readyz fails at once, /counter is still
+    served, and governord exits 0 after the delay, within the grace period."""
+    delay = shutdown_delay_seconds(pod.c)
+    budget = pod.spec["terminationGracePeriodSeconds"]
+    assert delay > 0 and budget > delay
     t0 = time.monotonic()
     pod.proc.send_signal(signal.SIGTERM)
+    while pod.get("/readyz")[0] != 503:
+        assert time.monotonic() - t0 < delay, "/readyz did not fail during the delay"
+        time.sleep(0.05)
+    code, body = pod.get("/counter")
+    assert code == 200 and body.startswith("Counter value: "), (code, body)
     rc = pod.proc.wait(timeout=budget)
     took = time.monotonic() - t0
-    print(f"SIGTERM -> exit {rc} in {took:.2f} s (budget {budget} s after a {pre_stop} s preStop)")
+    print(f"SIGTERM -> exit {rc} in {took:.2f} s (a {delay} s shutdown delay, "
+          f"grace period {budget} s)")
     assert rc == 0
+    assert took >= delay
     assert '"event":"exit"' in pod.logtext()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from chartlib import (CHART, NAMESPACE, POLICIES, REPO, container, documents, dockerfile_final_stage,
-                      governord, kinds, one, port_number, pre_stop_seconds, validate)
+                      governord, kinds, one, port_number, shutdown_delay_seconds, validate)
 
 DEFAULT_POLICY = (POLICIES / "default.ini").read_text()
 
@@ -166,8 +166,9 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    # governord exits within 5 s of SIGTERM; the preStop sleep comes first
-    assert spec["terminationGracePeriodSeconds"] >= pre_stop_seconds(c) + 5
+    # governord exits within 5 s of SIGTERM after its shutdown delay
+    assert shutdown_delay_seconds(c) == 3
+    assert spec["terminationGracePeriodSeconds"] >= shutdown_delay_seconds(c) + 5
     assert c["resources"]["limits"]["memory"] == "256Mi"
     # HPA on: the Deployment leaves replicas to the autoscaler
     hpa_docs = documents(renderer.render(*VALUE_SETS["hpa-on"][0]))
@@ -176,12 +177,20 @@ def test_probes_env_and_shutdown(default_docs, renderer):
     assert hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
 
 
-def test_pre_stop_sleep_before_kubernetes_1_30(renderer):
-    """Without the sleep action (before 1.30) the preStop hook runs /bin/sleep."""
-    new = container(one(documents(renderer.render("--kube-version", "1.31.0")), "Deployment"))
-    old = container(one(documents(renderer.render("--kube-version", "1.29.0")), "Deployment"))
-    assert new["lifecycle"]["preStop"] == {"sleep": {"seconds": 3}}
-    assert old["lifecycle"]["preStop"] == {"exec": {"command": ["/bin/sleep", "3"]}}
+def test_shutdown_delay_instead_of_a_pre_stop_hook(renderer):
+    """The image has no shell: no preStop command on any Kubernetes version;
+    governord's --shutdown-delay does the waiting, and a grace period not
+    longer than the delay is refused."""
+    for version in ("1.31.0", "1.29.0", "1.25.0"):
+        c = container(one(documents(renderer.render("--kube-version", version)), "Deployment"))
+        assert "lifecycle" not in c
+        args = c["args"]
+        assert args[args.index("--shutdown-delay") + 1] == "3s"
+    c = container(one(documents(renderer.render("--set", "shutdownDelaySeconds=0")),
+                      "Deployment"))
+    assert shutdown_delay_seconds(c) == 0
+    r = renderer.run("--set", "shutdownDelaySeconds=20")
+    assert r.returncode != 0 and "terminationGracePeriodSeconds must be longer" in r.stderr
 
 
 def restricted_violations(spec):
@@ -284,10 +293,14 @@ def test_image_agrees_with_the_deployment(default_docs):
     user, _, group = stage["USER"].partition(":")
     assert user.isdigit() and int(user) != 0, "a numeric non-root user (runAsNonRoot can check it)"
     assert (int(user), int(group)) == (psc["runAsUser"], psc["runAsGroup"])
-    # the image's default policy sits where the chart mounts the ConfigMap
+    # the image's default policy sits where the chart mounts the ConfigMap: the
+    # final stage (FROM scratch) is the file system scripts/image-rootfs.sh made
     args = c["args"]
+    policy = args[args.index("--policy") + 1]
     copies = [rest.split() for word, rest in instructions if word == "COPY"]
-    assert ["policies/default.ini", args[args.index("--policy") + 1]] in copies
+    assert copies == [["--from=build", "/rootfs/", "/"]]
+    assert json.loads(stage["CMD"]) == ["--policy", policy]
+    assert f'"$root{policy}"' in (REPO / "scripts" / "image-rootfs.sh").read_text()
 
 
 def test_deploy_files():
