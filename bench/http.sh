@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # http.sh -- governord's GET /counter against a reference nginx, with wrk.
 #
-#   bench/http.sh [-d SECONDS] [-r ROUNDS] [-c "64 256"] [-t THREADS]
+#   bench/http.sh [-d SECONDS] [-r ROUNDS] [-c "64 256"] [-t THREADS] [-l "LEASE..."]
 #
 # For each round and each connection count, three servers are measured one
 # after the other for SECONDS each, on loopback:
@@ -14,7 +14,10 @@
 #                    re-allocated the whole time (needs root and cgroup v1
 #                    memory; skipped otherwise);
 #   governord+file   as governord, with --counter file:PATH (a file in the
-#                    benchmark's directory under /tmp, leases of 1000);
+#                    benchmark's directory under /tmp) and the default lease
+#                    of 1000 values (the chart's too);
+#   governord+file-N the same with --counter-lease N, for each N of -l
+#                    (default 100000);
 #   governord+redis  as governord, with --counter redis://127.0.0.1:PORT to
 #                    a redis-server started here with AOF on and
 #                    `appendfsync always` (every INCR on disk before the
@@ -23,7 +26,8 @@
 #   governord+redis-everysec  the same against a second redis-server with
 #                    `appendfsync everysec` (the figure without the fsync).
 # The redis rows' CPU/req adds redis-server's CPU time to governord's.
-# Before the runs, redis-benchmark measures INCR against the `always`
+# Before the runs, the median write+fsync time under the benchmark's
+# directory is measured, and redis-benchmark measures INCR against the `always`
 # server at the same connection counts without and with pipelining (-P 16):
 # what Redis alone can do on this machine, for the explanation.
 # Each line gives requests/s, p50 and p99 latency, CPU time per request of
@@ -38,13 +42,15 @@ ROUNDS=2
 CONNS="64 256"
 WRK_THREADS=$(nproc)
 GOV_THREADS=${GOV_THREADS:-}
-while getopts d:r:c:t:h opt; do
+FILE_LEASES=100000
+while getopts d:r:c:t:l:h opt; do
     case $opt in
     d) DURATION=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
     c) CONNS=$OPTARG ;;
     t) GOV_THREADS=$OPTARG ;;
-    *) sed -n '2,37p' "$0"; exit 2 ;;
+    l) FILE_LEASES=$OPTARG ;;
+    *) sed -n '2,35p' "$0"; exit 2 ;;
     esac
 done
 bench_prepare
@@ -120,6 +126,12 @@ fi
 start_governord "$WORK/file.log" --policy "$WORK/plain.ini" "${threads_args[@]}" \
     --counter "file:$WORK/counter"
 FILE_PID=$GOV_PID FILE_PORT=$GOV_PORT
+LEASE_PIDS=() LEASE_PORTS=()
+for lease in $FILE_LEASES; do
+    start_governord "$WORK/file-$lease.log" --policy "$WORK/plain.ini" "${threads_args[@]}" \
+        --counter "file:$WORK/counter-$lease" --counter-lease "$lease"
+    LEASE_PIDS+=("$GOV_PID") LEASE_PORTS+=("$GOV_PORT")
+done
 
 REDIS_PIDS=
 if command -v redis-server >/dev/null; then
@@ -147,6 +159,23 @@ else
     echo "governord+redis skipped: no redis-server (scripts/deps.sh test installs it)" >&2
 fi
 
+# what one fsync costs where the file store and Redis's AOF write (both under
+# WORK): the median of 200 write+fsync of 64 bytes
+fsync_us=$(/usr/bin/python3 - "$WORK/fsync-probe" <<'PY'
+import os, statistics, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+t = []
+for _ in range(200):
+    t0 = time.perf_counter()
+    os.write(fd, b"x" * 64)
+    os.fsync(fd)
+    t.append(time.perf_counter() - t0)
+print(int(statistics.median(t) * 1e6))
+PY
+)
+echo "fsync: write+fsync of 64 bytes under $WORK: median ${fsync_us} us" >>"$RESULTS"
+echo "fsync: median ${fsync_us} us" >&2
+
 echo "machine: $(machine_line)" >&2
 for round in $(seq "$ROUNDS"); do
     for c in $CONNS; do
@@ -154,6 +183,11 @@ for round in $(seq "$ROUNDS"); do
         run_wrk governord "$PLAIN_PID" "$PLAIN_PORT" "$c" "$round"
         [ -n "$CHURN_PID" ] && run_wrk governord+churn "$CHURN_PID" "$CHURN_PORT" "$c" "$round"
         run_wrk governord+file "$FILE_PID" "$FILE_PORT" "$c" "$round"
+        i=0
+        for lease in $FILE_LEASES; do
+            run_wrk "governord+file-$lease" "${LEASE_PIDS[$i]}" "${LEASE_PORTS[$i]}" "$c" "$round"
+            i=$((i + 1))
+        done
         if [ -n "$REDIS_PIDS" ]; then
             run_wrk governord+redis "$RA_PID" "$RA_PORT" "$c" "$round" "$RA_REDIS_PID"
             run_wrk governord+redis-everysec "$RE_PID" "$RE_PORT" "$c" "$round" "$RE_REDIS_PID"
@@ -203,6 +237,9 @@ for line in open(sys.argv[1]):
     if line.startswith("stores: "):
         stores = line[8:].strip()
         continue
+    if line.startswith("fsync: "):
+        rbench.append(line.strip())
+        continue
     if line.startswith("redis-benchmark: "):
         rbench.append(line[17:].strip())
         continue
@@ -216,8 +253,7 @@ med = {}
 print(f"{'conns':>5} {'server':<24} {'req/s':>8} {'p50':>8} {'p99':>8} {'cpu/req':>8} "
       f"{'non-2xx':>7} {'sockerr':>7} {'ratio':>6} {'p99 ratio':>9} {'vs memory':>9}")
 for c in sorted({r["conns"] for r in rows}):
-    for name in ("nginx", "governord", "governord+churn", "governord+file", "governord+redis",
-                 "governord+redis-everysec"):
+    for name in dict.fromkeys(r["name"] for r in rows):  # in the order they ran
         rs = [r for r in rows if r["conns"] == c and r["name"] == name]
         if not rs:
             continue
@@ -243,7 +279,7 @@ if churn:
 if stores:
     print("stores after the runs:", stores)
 for b in rbench:
-    print("redis-benchmark INCR:", b)
+    print(b if b.startswith("fsync") else "redis-benchmark INCR: " + b)
 print("ratio = req/s / req/s of nginx; vs memory = req/s / req/s of governord (memory: store); "
       "p99 ratio = p99 / p99 of nginx (<= 1 is no worse); cpu/req = server CPU time per "
       "request (redis rows: governord + redis-server)")
