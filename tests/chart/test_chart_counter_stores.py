@@ -4,7 +4,8 @@ command and environment reach the configured store.
 test_chart_in_the_loop.py runs the rendered Deployment with the default
 values (the memory store).  Here the chart is rendered with
 `counter.store=file` and with `counter.store=redis` (its url at a
-redis-server this test starts, the password from `existingSecret`), and the
+redis-server this test starts; without a password, and with the password
+from `existingSecret`, whose file the test provides), and the
 same sandbox runs the rendered command line and environment with the
 rendered volumes laid out the way the kubelet lays them out:
 
