@@ -71,7 +71,9 @@ start_governord() {
     BENCH_PIDS+=("$GOV_PID")
     GOV_PORT=
     for _ in $(seq 500); do
-        GOV_PORT=$(sed -n 's/.*"event": *"start".*"port": *\([0-9]*\).*/\1/p' "$log" | head -1)
+        # (the log may not exist yet: the shell in the background creates it)
+        GOV_PORT=$(sed -n 's/.*"event": *"start".*"port": *\([0-9]*\).*/\1/p' "$log" 2>/dev/null |
+            head -1 || true)
         [ -n "$GOV_PORT" ] && return 0
         kill -0 "$GOV_PID" 2>/dev/null || { cat "$log" >&2; die "governord exited"; }
         sleep 0.01

@@ -14,7 +14,7 @@
 #   - each --bind SRC:DEST[:ro] mounts SRC at DEST, the way volumeMounts and
 #     the image's files appear in the container; when DEST does not exist,
 #     its parent directory gets a throw-away overlay first, so nothing on the
-#     host changes;
+#     host changes (all overlays before all binds, so that none hides one);
 #   - the root filesystem, every mount made here and the cgroup filesystem
 #     are then read-only (readOnlyRootFilesystem; unprivileged pods get a
 #     read-only cgroupfs);
@@ -55,6 +55,24 @@ make_path() {
     if [ "$2" = dir ]; then mkdir "$1"; else : > "$1"; fi
 }
 
+# First every missing mount point (overlays on their parents), then the binds:
+# an overlay made for one volume (/etc/governor-counter) after the bind of
+# another in the same parent (/etc/governor) would hide that bind.
+want=
+for a in "$@"; do
+    if [ "$want" = bind ]; then
+        src=${a%%:*}
+        rest=${a#*:}
+        dest=${rest%%:*}
+        [ -e "$dest" ] || { if [ -d "$src" ]; then make_path "$dest" dir; else make_path "$dest" file; fi; }
+        want=
+    elif [ "$a" = --bind ]; then
+        want=bind
+    elif [ "$a" = -- ]; then
+        break
+    fi
+done
+
 while [ $# -gt 0 ]; do
     case "$1" in
     --bind)
@@ -63,7 +81,6 @@ while [ $# -gt 0 ]; do
         src=${spec%%:*}
         rest=${spec#*:}
         dest=${rest%%:*}
-        [ -e "$dest" ] || { if [ -d "$src" ]; then make_path "$dest" dir; else make_path "$dest" file; fi; }
         mount --bind "$src" "$dest"
         case "$rest" in *:ro) readonly_mounts="$readonly_mounts $dest" ;; esac
         ;;

@@ -87,6 +87,12 @@ class Pod:
         self.cgroup = None
         self.proc = None
 
+    def groups(self):
+        """setpriv's supplementary groups: the pod's fsGroup (which the kubelet
+        adds to the container's groups), else none."""
+        fs_group = self.spec["securityContext"].get("fsGroup")
+        return [f"--groups={fs_group}"] if fs_group is not None else ["--clear-groups"]
+
     def volumes(self):
         """The volume mounts as pod-sandbox --bind arguments; ConfigMaps written."""
         binds = []
@@ -119,7 +125,7 @@ class Pod:
         self.log = open(self.tmp / "governord.log", "w+")
         # runAsUser/runAsGroup, capabilities drop ALL, allowPrivilegeEscalation
         # false; then exactly the container's environment and command line
-        user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+        user = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *self.groups(),
                 "--bounding-set=-all", "--no-new-privs", "--"]
         env = ["env", "-i", *(f"{k}={v}" for k, v in self.env.items())]
         self.proc = subprocess.Popen(

@@ -5,6 +5,9 @@ a directory of the test (AOF on, `appendfsync always`, no RDB snapshots, the
 DEBUG command enabled), waits until PING answers PONG (polled, never a fixed
 sleep), and stops it with SIGTERM by pid.  start() again on the same
 directory replays the AOF: an acknowledged INCR survives a restart.
+prefix (a command line, e.g. `nsenter --target PID --net --`) runs
+redis-server and redis-cli inside another network namespace, as a sidecar
+of a sandboxed pod listens on the pod's 127.0.0.1.
 """
 import os
 import shutil
@@ -25,7 +28,8 @@ def free_port():
 
 
 class RedisServer:
-    def __init__(self, directory, password=None):
+    def __init__(self, directory, password=None, prefix=()):
+        self.prefix = list(prefix)
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         self.password = password
@@ -36,7 +40,7 @@ class RedisServer:
     def start(self, port=None):
         """Starts (or restarts, on the same port if given) and waits for PONG."""
         self.port = port or self.port or free_port()
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+        args = self.prefix + [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", self.dir, "--save", "", "--appendonly", "yes",
                 "--appendfsync", "always", "--daemonize", "no",
                 "--enable-debug-command", "yes", "--protected-mode", "no"]
@@ -60,7 +64,7 @@ class RedisServer:
 
     def cli(self, *args, timeout=10):
         """redis-cli ARGS against this server; its stdout."""
-        cmd = [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)]
+        cmd = self.prefix + [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)]
         env = dict(os.environ)
         if self.password:
             env["REDISCLI_AUTH"] = self.password
@@ -73,7 +77,7 @@ class RedisServer:
         env = dict(os.environ)
         if self.password:
             env["REDISCLI_AUTH"] = self.password
-        return subprocess.Popen([REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)]
+        return subprocess.Popen(self.prefix + [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)]
                                 + [str(a) for a in args], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=env)
 
