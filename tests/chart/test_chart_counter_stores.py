@@ -140,18 +140,10 @@ def test_file_store_reaches_the_file(tmp):
         pod.stop()
 
 
-# The chart mounts the password Secret with defaultMode 0440 and the pod has
-# no fsGroup: the kubelet leaves the file root:root 0440, which uid 65532
-# cannot read, and governord exits at start ("GOVERNOR_COUNTER_PASSWORD_FILE
-# ...: Permission denied").  Fixed in the chart by podSecurityContext.fsGroup
-# (65532) or defaultMode 0444; then the "secret" case passes (checked with
-# --set podSecurityContext.fsGroup=65532) and strict xfail fails: remove it.
-SECRET_XFAIL = pytest.mark.xfail(strict=True, reason="chart: password Secret 0440 without an "
-                                 "fsGroup is unreadable by runAsUser 65532")
-
-
+# The password Secret is mounted 0440: uid 65532 reads it through the pod's
+# fsGroup (65532), which the "secret" case proves.
 @pytest.mark.parametrize("with_secret", [pytest.param(False, id="no-password"),
-                                         pytest.param(True, id="secret", marks=SECRET_XFAIL)])
+                                         pytest.param(True, id="secret")])
 def test_redis_store_reaches_the_key(tmp, with_secret):
     port, db, key = free_port(), 3, "chart-loop"
     url = f"redis://127.0.0.1:{port}/{db}?key={key}"

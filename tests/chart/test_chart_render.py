@@ -443,6 +443,8 @@ EVERYTHING = {
                      "failureThreshold": 30, "periodSeconds": 1},
     "autoscaling": {"enabled": True,
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}}},
+    # replicas share one counter (the schema refuses per-pod counters with the HPA)
+    "counter": {"store": "redis", "redis": {"url": "redis://redis.example:6379"}},
     "revisionHistoryLimit": 3,
     "networkPolicy": {"enabled": True, "from": [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
