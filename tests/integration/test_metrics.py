@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cgroupfs import GIB, MIB, CgroupDir
-from daemon import settle, wait_until, write_file
+from daemon import GOVERNORD, settle, wait_until, write_file
 from observe_helpers import metrics_text, parse_exposition, policy_text, promtool_check, value
 
 
@@ -340,7 +340,10 @@ def test_process_metrics_are_this_process(daemons, tmp_path):
     fds = len(os.listdir(f"/proc/{g.pid}/fd"))
     assert abs(value(f, "process_open_fds") - fds) <= 2, fds  # a connection comes and goes
     soft = resource.prlimit(g.pid, resource.RLIMIT_NOFILE)[0]
-    assert value(f, "process_max_fds") == soft
+    # under valgrind (make test-valgrind) the guest sees the limit less the
+    # 12 descriptors valgrind keeps at the top for itself
+    reserved = 12 if "valgrind" in os.path.basename(GOVERNORD) else 0
+    assert value(f, "process_max_fds") == soft - reserved
     assert g.stop() == 0
 
 
