@@ -390,14 +390,19 @@ def test_shutdown_delay_without_a_shell(podman, image):
             break
         assert time.monotonic() - sent < 1.0, "/readyz still 200 a second after SIGTERM"
         time.sleep(0.02)
-    while time.monotonic() - t0 < 1.75:
+    # /counter answers throughout the delay: every request until 1.5 s after
+    # the signal went out, and one more at or past that moment (the signal
+    # arrived before `sent`, so that one is still inside the 2 s)
+    while True:
+        late = time.monotonic() - sent >= 1.5
         n += 1
         assert get(port, "/counter") == (200, f"Counter value: {n}")
-        assert podman.inspect(cid, "{{.State.Running}}") == "true"
-        time.sleep(0.1)
+        if late:
+            break
+        time.sleep(0.05)
     code = podman("wait", cid, timeout=30).stdout.strip()
     took = time.monotonic() - t0
     print(f"SIGTERM: /counter answered {n} times during the delay; exit {code} after "
           f"{took:.2f} s")
-    assert code == "0" and n >= 5
+    assert code == "0"
     assert took >= 2.0
