@@ -16,7 +16,7 @@ import random
 import signal
 import subprocess
 
-from counterload import Load, parse_value
+from counterload import Load, counter_value, parse_value
 from daemon import GOVERNORD, Daemon, clean_env, scaled, wait_until
 from observe_helpers import metrics_text, parse_exposition, promtool_check, value
 
@@ -26,13 +26,6 @@ def file_args(cg, path, lease=None):
     if lease:
         args += ["--counter-lease", str(lease)]
     return args
-
-
-def counter_value(d):
-    status, body = d.get("/counter")
-    v = parse_value(status, body)
-    assert v is not None, (status, body)
-    return v
 
 
 def test_kill_9_under_load_never_repeats_a_value(cgroup, tmp_path):

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from counterload import Load, parse_value
+from counterload import Load, counter_value, parse_value
 from daemon import GOVERNORD, Daemon, clean_env, scaled, settle, wait_until, write_file
 from observe_helpers import metrics_text, parse_exposition, promtool_check, value
 from redisproc import RedisServer
@@ -36,13 +36,6 @@ def redis_args(cg, url, timeout_ms=None):
     if timeout_ms:
         args += ["--counter-timeout", str(timeout_ms)]
     return args
-
-
-def counter_value(d):
-    status, body = d.get("/counter")
-    v = parse_value(status, body)
-    assert v is not None, (status, body)
-    return v
 
 
 def test_two_daemons_one_redis_exactly_one_to_2000(daemons, cgroup, redis, tmp_path):

@@ -26,6 +26,14 @@ def parse_value(status, body):
     return int(m.group(1))
 
 
+def counter_value(d):
+    """One GET /counter from daemon d; its N (the answer must be a number)."""
+    status, body = d.get("/counter")
+    v = parse_value(status, body)
+    assert v is not None, (status, body)
+    return v
+
+
 class Load:
     def __init__(self, ports, clients=8, total=None, timeout=5.0):
         """ports: a list (client i uses ports[i % len]); total: requests in
