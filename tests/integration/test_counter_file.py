@@ -13,10 +13,9 @@ kill -9, real files.
 """
 import os
 import random
-import signal
 import subprocess
 
-from counterload import Load, counter_value, parse_value
+from counterload import Load, counter_value
 from daemon import GOVERNORD, Daemon, clean_env, scaled, wait_until
 from observe_helpers import metrics_text, parse_exposition, promtool_check, value
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from counterload import Load, counter_value, parse_value
+from counterload import Load, counter_value
 from daemon import GOVERNORD, Daemon, clean_env, scaled, settle, wait_until, write_file
 from observe_helpers import metrics_text, parse_exposition, promtool_check, value
 from redisproc import RedisServer
