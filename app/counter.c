@@ -9,9 +9,12 @@
  *           increment while v <= HIGH; the request that finds v above HIGH
  *           takes the store's lock and writes a new mark (write a temporary
  *           file, fsync it, rename it over the file, fsync the directory)
- *           before v is served.  A crash at any moment therefore leaves a mark
- *           at or above every value served, and the next start serves from
- *           mark + 1: at most K values are skipped, none repeated.  A clean
+ *           before v is served.  So that this rarely happens, a request in
+ *           the second half of a lease wakes a renewer thread that writes
+ *           mark = next + K ahead of need, while requests go on serving from
+ *           the mark already on disk.  A crash at any moment therefore
+ *           leaves a mark at or above every value served, and the next start
+ *           serves from mark + 1: at most K values are skipped, none repeated.  A clean
  *           stop writes the last value served, so a restart skips nothing.
  *           A write that fails answers 503 (the value it was for is skipped);
  *           the next request that needs a lease tries again.  The file is
@@ -29,7 +32,8 @@
  *           before its next use.
  *
  * Shared state: each store's counters are atomics; the error text is under
- * err_lock; the file store's mark is written under its lock; the Redis
+ * err_lock; the file store's mark is written under its lock (by a request
+ * that found the lease spent, or by its renewer thread); the Redis
  * outage state (down, backoff, stopping) is under the redis store's mu. */
 #include "counter.h"
 
@@ -470,6 +474,18 @@ struct file_store {
     atomic_uint_fast64_t limit; /* the mark on disk: values up to it may be served */
     unsigned size;              /* K */
     pthread_mutex_t lock;       /* one writer of the mark at a time */
+    /* The renewer thread writes the next lease ahead of need.  A request in
+     * the second half of the lease sets `wanted` and, when it was not yet
+     * set, wakes the thread (under renew_mu, held only to signal or wait). */
+    atomic_uint_fast64_t writes, waits; /* counter_status.lease_writes, lease_waits */
+    atomic_bool wanted;
+    atomic_bool renew_failed;   /* the last early renewal failed: none until a
+                                 * renewal on the request path succeeds */
+    pthread_mutex_t renew_mu;
+    pthread_cond_t renew_cond;
+    bool stopping;              /* under renew_mu */
+    bool thread_started;
+    pthread_t renewer;
     int dirfd, lockfd;
     char name[256], tmpname[272];
 };
@@ -515,6 +531,61 @@ static int file_write_mark(struct file_store *f, uint64_t high, char *err, size_
     return 0;
 }
 
+/* The renewer thread: whenever a request asks (the lease is in its second
+ * half), writes mark = next + K under the store's lock, where next is the
+ * newest value handed out.  The mark stays at or above every value served
+ * and a crash skips at most K values, as with a renewal on the request path;
+ * but no request waits for this write unless it spends the whole rest of
+ * the lease before the write is done.  A failure is nobody's answer: the
+ * values below the mark on disk are still served, and the request that
+ * finds the lease spent writes (and answers 503 if that fails too). */
+static void *file_renewer(void *arg)
+{
+    struct file_store *f = arg;
+    char err[200];
+
+    pthread_setname_np(pthread_self(), "counter-lease"); /* for top -H */
+    pthread_mutex_lock(&f->renew_mu);
+    for (;;) {
+        while (!f->stopping && !atomic_load(&f->wanted))
+            pthread_cond_wait(&f->renew_cond, &f->renew_mu);
+        if (f->stopping)
+            break;
+        pthread_mutex_unlock(&f->renew_mu);
+
+        pthread_mutex_lock(&f->lock);
+        {
+            uint64_t next = atomic_load_explicit(&f->next, memory_order_relaxed);
+            uint64_t limit = atomic_load_explicit(&f->limit, memory_order_relaxed);
+            /* `wanted` is cleared before the write reads `next`, so a
+             * request that asks again after this point is not lost */
+            atomic_store(&f->wanted, false);
+            if (next <= limit && limit - next < f->size / 2 && next <= UINT64_MAX - f->size) {
+                if (file_write_mark(f, next + f->size, err, sizeof(err)) == 0) {
+                    atomic_store_explicit(&f->limit, next + f->size, memory_order_release);
+                    atomic_fetch_add_explicit(&f->writes, 1, memory_order_relaxed);
+                } else
+                    atomic_store(&f->renew_failed, true);
+            }
+        }
+        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_lock(&f->renew_mu);
+    }
+    pthread_mutex_unlock(&f->renew_mu);
+    return NULL;
+}
+
+/* Asks the renewer for the next lease (v is in the second half of this one). */
+static void file_want_renewal(struct file_store *f)
+{
+    if (atomic_load_explicit(&f->renew_failed, memory_order_relaxed) ||
+        atomic_exchange(&f->wanted, true))
+        return;
+    pthread_mutex_lock(&f->renew_mu);
+    pthread_cond_signal(&f->renew_cond);
+    pthread_mutex_unlock(&f->renew_mu);
+}
+
 static int file_next(struct counter_store *s, uint64_t *value, char *why, size_t whylen)
 {
     struct file_store *f = (struct file_store *)s;
@@ -522,10 +593,14 @@ static int file_next(struct counter_store *s, uint64_t *value, char *why, size_t
     char err[200];
     int r = 0;
 
-    if (v <= atomic_load_explicit(&f->limit, memory_order_acquire)) {
+    uint64_t limit = atomic_load_explicit(&f->limit, memory_order_acquire);
+    if (v <= limit) {
+        if (limit - v < f->size / 2)
+            file_want_renewal(f);
         *value = v;
         return 0;
     }
+    atomic_fetch_add_explicit(&f->waits, 1, memory_order_relaxed);
     pthread_mutex_lock(&f->lock);
     while (v > atomic_load_explicit(&f->limit, memory_order_relaxed)) {
         struct counter_lease l = {.limit = atomic_load_explicit(&f->limit, memory_order_relaxed),
@@ -541,6 +616,8 @@ static int file_next(struct counter_store *s, uint64_t *value, char *why, size_t
             break;
         }
         atomic_store_explicit(&f->limit, want, memory_order_release);
+        atomic_fetch_add_explicit(&f->writes, 1, memory_order_relaxed);
+        atomic_store(&f->renew_failed, false);
     }
     pthread_mutex_unlock(&f->lock);
     if (r < 0) {
@@ -564,6 +641,8 @@ static void file_status(struct counter_store *s, struct counter_status *out)
     out->last = MIN(next, limit);
     out->lease_limit = limit;
     out->lease_size = f->size;
+    out->lease_writes = atomic_load(&f->writes);
+    out->lease_waits = atomic_load(&f->waits);
 }
 
 /* A clean stop: the last value handed out (not above the mark) becomes the
@@ -571,8 +650,17 @@ static void file_status(struct counter_store *s, struct counter_status *out)
 static void file_close(struct counter_store *s)
 {
     struct file_store *f = (struct file_store *)s;
-    uint64_t next = atomic_load(&f->next), limit = atomic_load(&f->limit);
+    uint64_t next, limit;
     char err[200];
+    if (f->thread_started) {
+        pthread_mutex_lock(&f->renew_mu);
+        f->stopping = true;
+        pthread_cond_signal(&f->renew_cond);
+        pthread_mutex_unlock(&f->renew_mu);
+        pthread_join(f->renewer, NULL);
+    }
+    next = atomic_load(&f->next);
+    limit = atomic_load(&f->limit);
     if (next < limit && file_write_mark(f, next, err, sizeof(err)) < 0)
         gov_log(LOG_WARNING, "counter_close", "cannot write the last value on exit; the next "
                 "start skips the rest of the lease", "{s:s}", "error", err);
@@ -581,6 +669,8 @@ static void file_close(struct counter_store *s)
     if (f->lockfd >= 0)
         close(f->lockfd);
     pthread_mutex_destroy(&f->lock);
+    pthread_mutex_destroy(&f->renew_mu);
+    pthread_cond_destroy(&f->renew_cond);
 }
 
 static const struct counter_ops file_ops = {file_next, file_status, file_close};
@@ -636,6 +726,10 @@ static struct counter_store *file_open(const struct counter_url *u, unsigned lea
     }
     base_init(&f->base, &file_ops, COUNTER_FILE);
     pthread_mutex_init(&f->lock, NULL);
+    pthread_mutex_init(&f->renew_mu, NULL);
+    pthread_cond_init(&f->renew_cond, NULL);
+    atomic_init(&f->wanted, false);
+    atomic_init(&f->renew_failed, false);
     f->dirfd = f->lockfd = -1;
     f->size = lease;
     gov_strlcpy(f->base.target, u->path, sizeof(f->base.target));
@@ -689,6 +783,13 @@ static struct counter_store *file_open(const struct counter_url *u, unsigned lea
         goto fail;
     }
     atomic_store(&f->limit, want);
+    atomic_init(&f->writes, 1);
+    atomic_init(&f->waits, 0);
+    if (pthread_create(&f->renewer, NULL, file_renewer, f) != 0) {
+        snprintf(err, errlen, "cannot start the counter's lease thread");
+        goto fail;
+    }
+    f->thread_started = true;
     return &f->base;
 fail:
     if (f->dirfd >= 0)
@@ -696,6 +797,8 @@ fail:
     if (f->lockfd >= 0)
         close(f->lockfd);
     pthread_mutex_destroy(&f->lock);
+    pthread_mutex_destroy(&f->renew_mu);
+    pthread_cond_destroy(&f->renew_cond);
     pthread_mutex_destroy(&f->base.err_lock);
     free(f);
     return NULL;

@@ -111,6 +111,9 @@ struct counter_status {
     uint64_t errors[COUNTER_NERRORS];
     uint64_t lease_limit;         /* file: the high-water mark on disk */
     unsigned lease_size;          /* file: K */
+    uint64_t lease_writes;        /* file: marks written since start (the first included) */
+    uint64_t lease_waits;         /* file: requests that found the lease spent and
+                                   * waited for a mark write (K too small, or a slow disk) */
 };
 
 struct counter_store;

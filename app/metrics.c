@@ -287,6 +287,17 @@ static void counter_families(FILE *f, const struct counter_status *cs)
         gauge_u64(f, "governor_visits_lease_high_water_mark",
                   "File store: the high-water mark on disk; no value above it was served.",
                   cs->lease_limit);
+    if (cs->kind == COUNTER_FILE) {
+        counter_u64(f, "governor_visits_lease_writes_total",
+                    "File store: high-water marks written (write, fsync, rename, fsync of the "
+                    "directory).",
+                    cs->lease_writes);
+        counter_u64(f, "governor_visits_lease_waits_total",
+                    "File store: /counter requests that found the lease spent and waited for "
+                    "a mark write (the lease is too small for the request rate, or the disk "
+                    "is slow).",
+                    cs->lease_waits);
+    }
 }
 
 static void http_families(FILE *f, const struct http_stats *h)

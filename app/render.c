@@ -98,9 +98,11 @@ static json_t *counter_json(const struct counter_status *cs)
                   "target", text_json(cs->target), "up", cs->up, "error", str_or_null(cs->error),
                   "last_value", (json_int_t)cs->last, "errors", errors);
     if (o && cs->kind == COUNTER_FILE)
-        json_object_set_new(o, "lease", json_pack("{s:I, s:I}", "high_water_mark",
+        json_object_set_new(o, "lease", json_pack("{s:I, s:I, s:I, s:I}", "high_water_mark",
                                                   (json_int_t)cs->lease_limit, "size",
-                                                  (json_int_t)cs->lease_size));
+                                                  (json_int_t)cs->lease_size, "writes",
+                                                  (json_int_t)cs->lease_writes, "waits",
+                                                  (json_int_t)cs->lease_waits));
     return o ? o : json_null();
 }
 

@@ -64,7 +64,25 @@ def test_clean_restart_continues_exactly(daemons, cgroup, tmp_path):
     st = d.status()["counter"]
     assert st["store"] == "file" and st["up"] is True
     assert st["target"] == str(path)
-    assert st["lease"] == {"high_water_mark": 1003, "size": 1000}
+    assert st["lease"] == {"high_water_mark": 1003, "size": 1000, "writes": 1, "waits": 0}
+
+
+def test_the_mark_on_disk_stays_ahead_of_every_value_served(daemons, cgroup, tmp_path):
+    """The renewer writes the next lease ahead of need: after each answer
+    the mark on disk covers the value served and is at most K above it."""
+    path = tmp_path / "counter"
+    d = daemons(file_args(cgroup, path, lease=10))
+    for want in range(1, 61):
+        assert counter_value(d) == want
+        mark = int(path.read_text().split()[2])
+        assert want <= mark <= want + 10, (want, mark)
+    lease = d.status()["counter"]["lease"]
+    assert lease["high_water_mark"] >= 60 and lease["size"] == 10
+    # 60 values in leases of at most 10: at least 6 marks, the first at start
+    assert lease["writes"] >= 6, lease
+    m = parse_exposition(metrics_text(d))
+    assert value(m, "governor_visits_lease_writes_total") >= lease["writes"]
+    assert isinstance(value(m, "governor_visits_lease_waits_total"), (int, float))
 
 
 def start_fails(cgroup, path, tmp_path):
@@ -125,9 +143,12 @@ def test_second_process_on_one_file_is_refused(daemons, cgroup, tmp_path):
 def test_unwritable_at_run_time_is_503_then_recovers(daemons, cgroup, tmp_path):
     path = tmp_path / "counter"
     d = daemons(file_args(cgroup, path, lease=5))
-    served = [counter_value(d) for _ in range(5)]
-    assert served == [1, 2, 3, 4, 5]
+    served = [counter_value(d)]
     os.mkdir(f"{path}.tmp")
+    # values still covered by the mark on disk are served although their
+    # early renewal (second half of the lease) fails; then the lease is spent
+    served += [counter_value(d) for _ in range(4)]
+    assert served == [1, 2, 3, 4, 5]
     for _ in range(3):
         status, headers, body = d.request("/counter")
         assert status == 503, body
