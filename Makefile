@@ -60,6 +60,7 @@ APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c 
 APP_SRC  += app/counter.c
 APP_SRC  += app/supervise.c
 APP_SRC  += app/duration.c
+APP_SRC  += app/common.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
@@ -87,6 +88,11 @@ EMBED_DEFS := -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
     -DPAGE_CSS_FILE='"$(CURDIR)/app/page/page.css"'
 $(BUILD)/app/embedded.o: CFLAGS += $(EMBED_DEFS)
 $(BUILD)/app/embedded.o: policies/default.ini $(PAGE_FILES)
+
+# the library's objects serve the static archive and the shared library
+# alike: position-independent, and only what governor.h marks GOV_EXPORT is
+# visible outside (the version script then exports only gov_*)
+$(LIB_OBJ): CFLAGS += -fPIC -fvisibility=hidden
 
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
