@@ -30,6 +30,9 @@
 #define GOVERNOR_GOVERNOR_H
 
 #include <limits.h>
+#ifndef PATH_MAX /* strict ISO C: limits.h leaves it out; it is the kernel's */
+#include <linux/limits.h>
+#endif
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -908,32 +908,31 @@ void gov_policy_write(const struct gov_policy *p, const struct gov_policy_hosts 
 int gov_policy_check(const char *path, const struct gov_policy_section *sections,
                      unsigned nsections, FILE *out, FILE *errors)
 {
-    _cleanup_free_ struct gov_policy_errors *errs = malloc(sizeof(*errs));
-    _cleanup_free_ struct gov_policy_host_values *hv = malloc(sizeof(*hv));
+    struct gov_policy_errors *errs = malloc(sizeof(*errs));
+    struct gov_policy_host_values *hv = malloc(sizeof(*hv));
     struct gov_policy_hosts h = {sections, nsections};
     struct gov_policy p;
     char err[256];
-    int r;
+    int r = -1;
 
     if (!errs || !hv) {
         fprintf(errors, "%s: out of memory\n", path);
-        return -1;
-    }
-    if (gov_policy_hosts_check(&h, err, sizeof(err)) < 0) {
+    } else if (gov_policy_hosts_check(&h, err, sizeof(err)) < 0) {
         fprintf(errors, "%s\n", err);
-        return -1;
+    } else {
+        /* the daemon's reader: the same size limit, the same messages */
+        if (strcmp(path, "-") == 0)
+            r = gov_policy_parse_fd(STDIN_FILENO, "<stdin>", &h, &p, hv, errs, NULL, NULL);
+        else
+            r = gov_policy_parse_file(path, &h, &p, hv, errs, NULL, NULL);
+        if (r < 0)
+            gov_policy_errors_print(errs, errors);
+        else
+            gov_policy_write(&p, &h, hv, out);
     }
-    /* the daemon's reader: the same size limit, the same messages */
-    if (strcmp(path, "-") == 0)
-        r = gov_policy_parse_fd(STDIN_FILENO, "<stdin>", &h, &p, hv, errs, NULL, NULL);
-    else
-        r = gov_policy_parse_file(path, &h, &p, hv, errs, NULL, NULL);
-    if (r < 0) {
-        gov_policy_errors_print(errs, errors);
-        return -1;
-    }
-    gov_policy_write(&p, &h, hv, out);
-    return 0;
+    free(errs);
+    free(hv);
+    return r < 0 ? -1 : 0;
 }
 
 void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX])
