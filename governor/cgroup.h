@@ -45,12 +45,6 @@ const char *gov_cgroup_events_path(const struct gov_cgroup *cg);
 /* Path of memory.pressure (v2) or "" -- for the PSI trigger. */
 const char *gov_cgroup_pressure_path(const struct gov_cgroup *cg);
 
-/* The location the handle was opened with. */
-const struct gov_cgroup_loc *gov_cgroup_location(const struct gov_cgroup *cg);
-
 void gov_cgroup_close(struct gov_cgroup *cg);
-
-/* Reads MemTotal from a meminfo file (normally /proc/meminfo); 0 on error. */
-uint64_t gov_read_memtotal(const char *meminfo_path);
 
 #endif

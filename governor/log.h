@@ -29,7 +29,4 @@
 
 #include "governor.h" /* gov_log(), gov_log_setup(), gov_log_format_parse() */
 
-/* True when the JOURNAL_STREAM environment variable matches stderr. */
-bool gov_log_stderr_is_journal(void);
-
 #endif
