@@ -60,6 +60,7 @@ APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c 
 APP_SRC  += app/counter.c
 APP_SRC  += app/supervise.c
 APP_SRC  += app/duration.c
+APP_SRC  += app/trimproto.c app/trimsock.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -163,6 +163,14 @@ void gov_request_reload(struct gov *g);
  * allocation may proceed.  Refusals and evictions are counted and recorded. */
 bool gov_admit(struct gov *g, uint64_t bytes);
 
+/* Counts bytes a cache released after its shrink callback had returned (a
+ * cache that answers asynchronously, such as governord's socket clients):
+ * into the released bytes of `level` (high or critical: a shrink the tick
+ * asked for) or, when admission is true or the level is below high, into
+ * the admission's evicted bytes.  Any thread; takes state_lock briefly. */
+void gov_count_late_release(struct gov *g, enum gov_level level, bool admission,
+                            uint64_t bytes);
+
 /* Copies the current status (takes state_lock briefly). */
 void gov_status(struct gov *g, struct gov_status *out);
 

@@ -2,7 +2,7 @@
  *
  * A policy is a small INI file (parsed with inih) with four sections:
  *
- *   [governor]   mode = enforce|observe, interval_ms, cooldown_ms
+ *   [governor]   mode = enforce|observe, interval_ms, cooldown_ms, client_timeout_ms
  *   [memory]     limit = auto|<size>, signal = working_set|current
  *   [thresholds] target, soft, high, critical (fractions of the limit), hysteresis
  *   [collector]  enabled, block_size, interval_ms, floor
@@ -29,6 +29,8 @@ struct gov_policy {
     enum gov_mode mode;      /* observe: decide and record, never act */
     uint32_t interval_ms;    /* timer period of the control loop */
     uint32_t cooldown_ms;    /* minimum time between two shrinks at `high` */
+    uint32_t client_timeout_ms; /* trim-protocol clients must answer a shrink
+                                 * within this (governord's socket) */
     /* [memory] */
     uint64_t limit;          /* bytes used when no cgroup limit exists; 0 = auto */
     enum gov_signal signal;  /* which usage figure is compared to the limit */
