@@ -369,7 +369,7 @@ def test_connect_churn(setup):
     keeper.register("keeper", MIB, 1)
     health = Health(s.d)
     n, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < 2.0:
+    while n < 400:  # two seconds' worth (more on a loaded machine)
         # 200 a second: paced, not a flood the test machine cannot make
         due = t0 + n / 200
         if time.monotonic() < due:
@@ -381,7 +381,7 @@ def test_connect_churn(setup):
                       b'{"op":"count","bytes":2,"objects":1}\n')
         c.close()
         n += 1
-    assert n >= 300
+    assert time.monotonic() - t0 < scaled(20)
     wait_until(lambda: s.d.status()["socket"]["connections"] == 1, 10,
                "only the keeper connected")
     keeper.send({"op": "admit", "bytes": MIB})
