@@ -69,34 +69,34 @@
 
 struct client {
     /* socket thread only */
-    int fd;
-    bool want_out;               /* EPOLLOUT armed */
     size_t inlen;
-    char in[TRIM_MAX_LINE + 1];  /* a line and its '\n' */
     uint64_t register_deadline_ms; /* monotonic; 0 once registered */
-    /* under lock */
-    bool used;
-    uint64_t id;                 /* unique per daemon, 1, 2, ... */
-    bool registered;
-    bool closing;                /* an error line was queued: close after one flush */
-    bool overflow;               /* its output buffer filled: close now */
-    char name[TRIM_MAX_NAME + 1];
-    pid_t pid;
-    uid_t uid;
+    int fd;
+    bool want_out;                 /* EPOLLOUT armed */
+    char in[TRIM_MAX_LINE + 1];    /* a line and its '\n' */
+    /* under lock; everything from id to out is cleared when the slot is freed */
+    uint64_t id;                   /* unique per daemon, 1, 2, ... */
     int64_t connected_wall_ms;
     uint64_t bytes, objects;
     uint64_t shrinks, released_bytes;
     int64_t last_answer_wall_ms;
-    bool unresponsive;
-    uint64_t last_seq;           /* the highest seq sent to it */
+    uint64_t last_seq;             /* the highest seq sent to it */
     uint64_t pending_seq, pending_bytes, pending_deadline_ms;
-    enum gov_level pending_level;
-    bool pending_admission;
-    int level_sent;              /* the level it last heard of */
-    bool admit_pending;          /* an admit waits for its answer */
-    bool admit_running;          /* ... and the worker is on it */
     uint64_t admit_bytes, admit_ticket;
     size_t outlen;
+    pid_t pid;
+    uid_t uid;
+    enum gov_level pending_level;
+    int level_sent;                /* the level it last heard of */
+    bool used;
+    bool registered;
+    bool closing;                  /* an error line was queued: close after one flush */
+    bool overflow;                 /* its output buffer filled: close now */
+    bool unresponsive;
+    bool pending_admission;
+    bool admit_pending;            /* an admit waits for its answer */
+    bool admit_running;            /* ... and the worker is on it */
+    char name[TRIM_MAX_NAME + 1];
     char out[TRIM_OUT_MAX];
 };
 
@@ -452,7 +452,7 @@ static uint64_t clients_shrink(void *ctx, uint64_t bytes)
     struct trimsock *s = ctx;
     struct trim_candidate cand[TRIM_MAX_CLIENTS];
     uint64_t ask[TRIM_MAX_CLIENTS];
-    int slot[TRIM_MAX_CLIENTS];
+    int slot[TRIM_MAX_CLIENTS] = {0};
     enum gov_level level = s->g ? gov_level(s->g) : GOV_LEVEL_NORMAL;
     const char *reason = shrink_reason(level);
     uint64_t deadline = mono_ms() + atomic_load(&s->timeout_ms);
@@ -551,8 +551,8 @@ static void close_client(struct trimsock *s, struct client *c, const char *why)
     c->want_out = false;
     c->register_deadline_ms = 0;
     pthread_mutex_lock(&s->lock);
-    memset((char *)c + offsetof(struct client, used), 0,
-           sizeof(*c) - offsetof(struct client, used) - sizeof(c->out));
+    memset((char *)c + offsetof(struct client, id), 0,
+           offsetof(struct client, out) - offsetof(struct client, id));
     c->fd = -1;
     s->connections--;
     pthread_cond_broadcast(&s->done_cond); /* its shrink will not be answered */

@@ -373,13 +373,15 @@ void gov_count_late_release(struct gov *g, enum gov_level level, bool admission,
                             uint64_t bytes)
 {
     struct gov_counters *c = &g->status.counters;
-    if (bytes == 0 || (unsigned)level >= GOV_NLEVELS)
+    if (bytes == 0)
         return;
     pthread_mutex_lock(&g->state_lock);
-    if (admission || level < GOV_LEVEL_HIGH)
-        c->evicted_bytes += bytes;
+    if (!admission && level == GOV_LEVEL_HIGH)
+        c->released_bytes[GOV_LEVEL_HIGH] += bytes;
+    else if (!admission && level == GOV_LEVEL_CRITICAL)
+        c->released_bytes[GOV_LEVEL_CRITICAL] += bytes;
     else
-        c->released_bytes[level] += bytes;
+        c->evicted_bytes += bytes;
     pthread_mutex_unlock(&g->state_lock);
 }
 
