@@ -710,6 +710,8 @@ int main(int argc, char **argv)
     hcfg.listen = o.listen;
     hcfg.threads = o.threads;
     hcfg.counter = counter;
+    /* the socket's clients may take this many descriptors later */
+    hcfg.reserved_fds = trimsock_path(sock) ? TRIM_MAX_CLIENTS : 0;
     http = http_start(&hcfg, g, &app, err, sizeof(err));
     if (!http) {
         gov_log(LOG_ERR, "start_failed", err, NULL);

@@ -28,7 +28,13 @@
  *     with state_lock; they take only their own locks and never call back
  *     into the governor, so no lock-order cycle is possible;
  *   - shrinkers' policy_changed callbacks run on the governor thread with no
- *     governor lock held. */
+ *     governor lock held;
+ *   - governord's socket clients (app/trimsock.c) are one shrinker whose
+ *     callbacks take that module's own `lock` (act_lock, then it) only to
+ *     queue lines; it never waits for a client and never calls into the
+ *     governor while holding it.  loop.c publishes the new level before
+ *     the tick's shrink, so that a shrinker reading gov_level() sees the
+ *     level the shrink is for. */
 #ifndef GOVERNOR_INTERNAL_H
 #define GOVERNOR_INTERNAL_H
 
