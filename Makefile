@@ -67,6 +67,7 @@ APP_SRC  += app/counter.c
 APP_SRC  += app/supervise.c
 APP_SRC  += app/duration.c
 APP_SRC  += app/common.c
+APP_SRC  += app/trimproto.c app/trimsock.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
@@ -307,7 +308,7 @@ test-valgrind: $(BUILD)/governord
 # ---- fuzzing: libFuzzer targets, clang 14, the library sources linked in ----
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 40
-FUZZ_NAMES   := policy quantity cgroup_files proc routes
+FUZZ_NAMES   := policy quantity cgroup_files proc routes trimproto
 FUZZ_BIN     := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -318,6 +319,8 @@ fuzz_src_quantity     := governor/quantity.c
 fuzz_src_cgroup_files := governor/cgroup_parse.c governor/util.c governor/utf8.c
 fuzz_src_proc         := governor/cgroup_parse.c governor/util.c governor/utf8.c
 fuzz_src_routes       := app/routes.c
+fuzz_src_trimproto    := app/trimproto.c
+fuzz_libs_trimproto   := $(shell pkg-config --libs jansson 2>/dev/null)
 
 .SECONDEXPANSION:
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $$(fuzz_src_$$*)

@@ -643,13 +643,13 @@ static unsigned open_fds(void)
     return n > 3 ? n - 3 : 0; /* ".", ".." and the directory's own descriptor */
 }
 
-static unsigned default_conn_limit(unsigned threads)
+static unsigned default_conn_limit(unsigned threads, unsigned reserved)
 {
     struct rlimit rl;
     uint64_t used;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return 1000;
-    used = (uint64_t)open_fds() + 2u * (uint64_t)threads + 1u + FD_HEADROOM;
+    used = (uint64_t)open_fds() + 2u * (uint64_t)threads + 1u + FD_HEADROOM + reserved;
     if (rl.rlim_cur < used + threads)
         return threads; /* one connection per pool thread, at the least */
     return (unsigned)MIN(rl.rlim_cur - used, 10000);
@@ -664,7 +664,8 @@ struct http_server *http_start(const struct http_config *cfg, struct gov *g,
     const union MHD_DaemonInfo *info;
     unsigned threads = cfg->threads ? cfg->threads
                                      : MAX((unsigned)MAX(sysconf(_SC_NPROCESSORS_ONLN), 1), MIN_THREADS);
-    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit : default_conn_limit(threads),
+    unsigned conn_limit = MIN(cfg->conn_limit ? cfg->conn_limit
+                                              : default_conn_limit(threads, cfg->reserved_fds),
                               CONNS_PER_THREAD * threads);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;

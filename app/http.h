@@ -23,6 +23,8 @@ struct http_config {
     unsigned threads;     /* worker threads (0 = number of CPUs, at least 8) */
     unsigned conn_limit;  /* 0 = derived from RLIMIT_NOFILE; never above 125 x threads */
     unsigned timeout_s;   /* idle connection timeout */
+    unsigned reserved_fds; /* descriptors other parts open later (the trim
+                            * protocol's clients), left out of the limit */
     struct counter_store *counter; /* /counter's store (required; outlives the server) */
 };
 

@@ -45,6 +45,7 @@
 #include "render.h"
 #include "supervise.h"
 #include "common.h"
+#include "trimsock.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:8080"
 #define DEFAULT_POLICY "/etc/governor/policy.ini"
@@ -64,7 +65,9 @@ struct options {
     unsigned counter_lease, counter_timeout_ms;
     /* supervisor mode */
     char **command;             /* CMD [ARGS...] after "--", NULL-terminated; NULL: none */
-    const char *socket;         /* GOVERNOR_SOCKET for the child; NULL: "none" */
+    const char *socket;         /* the trim protocol's socket; NULL: "none" */
+    bool socket_explicit;       /* from --socket or GOVERNOR_SOCKET, not the default */
+    const char *socket_group;   /* --socket-group: mode 0660 and this group */
     unsigned stop_timeout_ms;   /* SIGTERM to SIGKILL */
     uint64_t shutdown_delay_ms; /* --shutdown-delay */
 };
@@ -110,9 +113,12 @@ static void usage(FILE *f)
             "                           cgroup, forward signals to it, reap orphans, exit\n"
             "                           with its status; the collector is then off unless\n"
             "                           the policy sets [collector] enabled\n"
-            "      --socket PATH        the child's GOVERNOR_SOCKET, reserved for the trim\n"
-            "                           protocol [GOVERNOR_SOCKET] ('none': not set;\n"
-            "                           default %s)\n"
+            "      --socket PATH        the trim protocol's Unix socket, also the child's\n"
+            "                           GOVERNOR_SOCKET [GOVERNOR_SOCKET] ('none': no socket;\n"
+            "                           default %s, skipped when it\n"
+            "                           cannot be created); see docs/protocol.md\n"
+            "      --socket-group GROUP the socket's group (name or gid), mode 0660 instead\n"
+            "                           of 0600 [GOVERNOR_SOCKET_GROUP]\n"
             "      --stop-timeout T     grace between SIGTERM and SIGKILL when the child must\n"
             "                           stop: seconds, or 500ms [GOVERNOR_STOP_TIMEOUT]\n"
             "                           (default 10s)\n"
@@ -164,7 +170,8 @@ static const char *env_or(const char *name, const char *fallback)
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { OPT_LOG_FORMAT = 256, OPT_LOG_LEVEL, OPT_CHECK_POLICY, OPT_COUNTER, OPT_COUNTER_LEASE,
-           OPT_COUNTER_TIMEOUT, OPT_SOCKET, OPT_STOP_TIMEOUT, OPT_SHUTDOWN_DELAY };
+           OPT_COUNTER_TIMEOUT, OPT_SOCKET, OPT_STOP_TIMEOUT, OPT_SHUTDOWN_DELAY,
+           OPT_SOCKET_GROUP };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
@@ -177,6 +184,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"counter-lease", required_argument, NULL, OPT_COUNTER_LEASE},
         {"counter-timeout", required_argument, NULL, OPT_COUNTER_TIMEOUT},
         {"socket", required_argument, NULL, OPT_SOCKET},
+        {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
         {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
         {"shutdown-delay", required_argument, NULL, OPT_SHUTDOWN_DELAY},
         {"version", no_argument, NULL, 'V'},
@@ -199,6 +207,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->counter = env_or("GOVERNOR_COUNTER", NULL);
     o->counter_password_file = env_or("GOVERNOR_COUNTER_PASSWORD_FILE", NULL);
     o->socket = env_or("GOVERNOR_SOCKET", SUPERVISE_DEFAULT_SOCKET);
+    o->socket_explicit = env_or("GOVERNOR_SOCKET", NULL) != NULL;
+    o->socket_group = env_or("GOVERNOR_SOCKET_GROUP", NULL);
     o->stop_timeout_ms = SUPERVISE_DEFAULT_STOP_TIMEOUT_MS;
 
     /* "+": stop at the first non-option, so CMD's own options are never ours */
@@ -242,6 +252,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case OPT_SOCKET:
             o->socket = optarg;
+            o->socket_explicit = true;
+            break;
+        case OPT_SOCKET_GROUP:
+            o->socket_group = optarg;
             break;
         case OPT_STOP_TIMEOUT:
             stop_timeout = optarg;
@@ -283,6 +297,14 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (strcmp(o->socket, "none") == 0)
         o->socket = NULL;
+    if (o->socket_group) {
+        char gerr[256];
+        gid_t gid;
+        if (trimsock_parse_group(o->socket_group, &gid, gerr, sizeof(gerr)) < 0) {
+            fprintf(stderr, "governord: %s\n", gerr);
+            return 2;
+        }
+    }
     if (stop_timeout && supervise_parse_timeout(stop_timeout, &o->stop_timeout_ms) < 0) {
         fprintf(stderr, "governord: --stop-timeout: '%s' is not a duration from 0 to 3600s "
                         "(like 10, 2.5, 10s or 500ms)\n", stop_timeout);
@@ -423,8 +445,8 @@ static void notify_level(void *ud, enum gov_level from, enum gov_level to, uint6
                          uint64_t limit)
 {
     char text[96];
-    (void)ud;
     (void)from;
+    trimsock_level_changed(ud, to); /* the socket's clients hear of it too */
     level_text(to, usage, limit, text, sizeof(text));
     sd_notifyf(0, "STATUS=%s", text);
 }
@@ -568,6 +590,7 @@ int main(int argc, char **argv)
     struct collector *col = NULL;
     struct http_server *http = NULL;
     struct counter_store *counter = NULL;
+    struct trimsock *sock = NULL;
     sigset_t sigs;
     char err[512] = "";
     int r, exit_code = 1;
@@ -623,7 +646,22 @@ int main(int argc, char **argv)
     if (metrics_process_start_time(&app.process_start_s) < 0)
         app.process_start_s = 0; /* /metrics falls back to start_wall_ms */
 
-    /* the counter store first: a bad URL, or a counter file that is corrupt,
+    /* the trim protocol's socket first, while governord has one thread (it
+     * sets the umask around bind): an explicit path that cannot be used is
+     * a usage error (exit 2) before anything else starts */
+    {
+        struct trimsock_config tcfg = {.path = o.socket,
+                                       .path_explicit = o.socket_explicit,
+                                       .group = o.socket_group};
+        sock = trimsock_open(&tcfg, err, sizeof(err));
+        if (!sock) {
+            gov_log(LOG_ERR, "start_failed", err, NULL);
+            sd_notifyf(0, "STATUS=failed to start: %s", err);
+            return 2;
+        }
+        app.sock = sock;
+    }
+    /* the counter store: a bad URL, or a counter file that is corrupt,
      * truncated, from the future or not writable, is a usage error (exit 2)
      * before anything else starts */
     {
@@ -636,6 +674,7 @@ int main(int argc, char **argv)
         if (!counter) {
             gov_log(LOG_ERR, "start_failed", err, NULL);
             sd_notifyf(0, "STATUS=failed to start: %s", err);
+            trimsock_free(sock);
             return 2;
         }
     }
@@ -655,7 +694,8 @@ int main(int argc, char **argv)
     gcfg.nsections = 1;
     gcfg.hooks = (struct gov_hooks){.level_changed = notify_level,
                                     .reload_begin = notify_reload_begin,
-                                    .reload_end = notify_reload_end};
+                                    .reload_end = notify_reload_end,
+                                    .ud = sock};
     g = gov_new(&gcfg, err, sizeof(err));
     if (!g) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
@@ -667,6 +707,13 @@ int main(int argc, char **argv)
         goto out;
     }
     app.collector = col; /* its failure count, for /governor and /metrics */
+    /* the socket's clients: one shrinker, after the collector (which is
+     * shrunk first: it releases at once, the clients only when they answer) */
+    if (trimsock_attach(sock, g) < 0) {
+        snprintf(err, sizeof(err), "cannot register the socket's clients as a shrinker");
+        gov_log(LOG_ERR, "start_failed", err, NULL);
+        goto out;
+    }
     if (gov_start(g, err, sizeof(err)) < 0) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
@@ -674,8 +721,14 @@ int main(int argc, char **argv)
     hcfg.listen = o.listen;
     hcfg.threads = o.threads;
     hcfg.counter = counter;
+    /* the socket's clients may take this many descriptors later */
+    hcfg.reserved_fds = trimsock_path(sock) ? TRIM_MAX_CLIENTS : 0;
     http = http_start(&hcfg, g, &app, err, sizeof(err));
     if (!http) {
+        gov_log(LOG_ERR, "start_failed", err, NULL);
+        goto out;
+    }
+    if (trimsock_start(sock, err, sizeof(err)) < 0) {
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
@@ -707,7 +760,7 @@ int main(int argc, char **argv)
     if (o.command) {
         uint64_t oom_before = oom_kills_now(g, NULL, NULL);
         sv.stop_timeout_ms = o.stop_timeout_ms;
-        r = supervise_spawn(&sv, o.command, o.socket, err, sizeof(err));
+        r = supervise_spawn(&sv, o.command, trimsock_path(sock), err, sizeof(err));
         if (r != 0) {
             gov_log(LOG_ERR, "child_start_failed", err, "{s:s, s:i}", "command", o.command[0],
                     "exit_code", r);
@@ -715,7 +768,8 @@ int main(int argc, char **argv)
             goto out;
         }
         gov_log(LOG_INFO, "child_start", "child started", "{s:i, s:s, s:s?, s:I}", "pid",
-                (int)sv.pid, "command", o.command[0], "socket", o.socket, "stop_timeout_ms",
+                (int)sv.pid, "command", o.command[0], "socket", trimsock_path(sock),
+                "stop_timeout_ms",
                 (json_int_t)sv.stop_timeout_ms);
         exit_code = supervise_loop(&sv, &sigs, g, http, oom_before);
         gov_log(LOG_INFO, "stop", "the child is gone: stopping", "{s:i}", "exit_code",
@@ -753,9 +807,11 @@ out:
         sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
+    trimsock_stop(sock); /* its shrinker stays callable, without clients */
     if (!g || gov_stop(g)) {
         collector_free(col);
         gov_free(g);
+        trimsock_free(sock);
     } else if (exit_code == 0) {
         exit_code = 1; /* the governor thread may still call the collector: keep both */
     }

@@ -18,6 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -27,6 +29,7 @@
 #include "collector.h"
 #include "routes.h"
 #include "common.h"
+#include "trimsock.h"
 
 /* ---- format primitives -------------------------------------------------- */
 
@@ -124,6 +127,67 @@ static void counter_u64(FILE *f, const char *name, const char *help, uint64_t v)
 {
     family(f, name, "counter", help);
     u64_sample(f, name, NULL, NULL, v);
+}
+
+/* ---- the trim protocol's clients ------------------------------------------- */
+
+/* One family with a sample per registered client, labelled id and name. */
+static void client_family(FILE *f, const struct trimsock_status *ts, const char *name,
+                          const char *type, const char *help, size_t offset)
+{
+    family(f, name, type, help);
+    for (unsigned i = 0; i < ts->nclients; i++) {
+        const struct trimsock_client_status *c = &ts->clients[i];
+        char id[24];
+        uint64_t v;
+        if (offset == SIZE_MAX) /* the unresponsive flag */
+            v = c->unresponsive;
+        else
+            memcpy(&v, (const char *)c + offset, sizeof(v));
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)c->id);
+        series(f, name, "id", id, "name", c->name);
+        fprintf(f, "%llu\n", (unsigned long long)v);
+    }
+}
+
+static void client_families(FILE *f, struct trimsock *sock)
+{
+    struct trimsock_status *ts = malloc(sizeof(*ts));
+    if (!ts) {
+        fputs("# out of memory: the client families are missing\n", f);
+        return;
+    }
+    trimsock_snapshot(sock, ts);
+    gauge_u64(f, "governor_socket_listening",
+              "1 while the trim protocol's Unix socket listens, 0 without one.", ts->listening);
+    gauge_u64(f, "governor_clients", "Clients registered on the trim protocol's socket.",
+              ts->nclients);
+    counter_u64(f, "governor_client_connections_total",
+                "Connections accepted on the trim protocol's socket.", ts->connections_total);
+    counter_u64(f, "governor_client_rejected_total",
+                "Connections turned away because 64 were open already.", ts->rejected_total);
+    counter_u64(f, "governor_client_protocol_errors_total",
+                "Connections closed for a bad line (malformed, too long, out of order).",
+                ts->protocol_errors_total);
+    counter_u64(f, "governor_client_timeouts_total",
+                "Shrinks a client did not answer within client_timeout_ms.",
+                ts->timeouts_total);
+    client_family(f, ts, "governor_client_bytes", "gauge",
+                  "Bytes a registered client reports holding.",
+                  offsetof(struct trimsock_client_status, bytes));
+    client_family(f, ts, "governor_client_objects", "gauge",
+                  "Objects a registered client reports holding.",
+                  offsetof(struct trimsock_client_status, objects));
+    client_family(f, ts, "governor_client_shrinks_total", "counter",
+                  "Shrink messages sent to a client.",
+                  offsetof(struct trimsock_client_status, shrinks));
+    client_family(f, ts, "governor_client_released_bytes_total", "counter",
+                  "Bytes a client released in its answers to shrinks.",
+                  offsetof(struct trimsock_client_status, released_bytes));
+    client_family(f, ts, "governor_client_unresponsive", "gauge",
+                  "1 while a client is marked unresponsive (a shrink went unanswered).",
+                  SIZE_MAX);
+    free(ts);
 }
 
 /* ---- the document --------------------------------------------------------- */
@@ -410,6 +474,7 @@ char *metrics_render(const struct gov_status *st, const struct app_info *app,
     policy_info_family(f, st);
     http_families(f, http);
     counter_families(f, store);
+    client_families(f, app->sock);
 
     failed = ferror(f) != 0;
     if (fclose(f) != 0 || failed) {

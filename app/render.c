@@ -17,6 +17,7 @@
 
 #include "collector.h"
 #include "common.h"
+#include "trimsock.h"
 
 /* A JSON string of foreign bytes: well-formed UTF-8 as it is, anything
  * else repaired.  NULL only when out of memory. */
@@ -105,6 +106,56 @@ static json_t *counter_json(const struct counter_status *cs)
     return o ? o : json_null();
 }
 
+/* ---- the trim protocol's socket and its clients ------------------------------ */
+
+static json_t *client_json(const struct trimsock_client_status *c)
+{
+    return json_pack("{s:I, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:b, s:o}", "id",
+                     (json_int_t)c->id, "name", c->name, "pid", (int)c->pid, "uid",
+                     (json_int_t)c->uid, "bytes", (json_int_t)c->bytes, "objects",
+                     (json_int_t)c->objects, "shrinks", (json_int_t)c->shrinks,
+                     "released_bytes", (json_int_t)c->released_bytes, "connected_at",
+                     time_json(c->connected_wall_ms), "last_answer_at",
+                     time_json(c->last_answer_wall_ms), "unresponsive", c->unresponsive,
+                     "pending_seq",
+                     c->pending_seq ? json_integer((json_int_t)c->pending_seq) : json_null());
+}
+
+/* Adds "socket" and "clients" to root (the live page and /governor show
+ * them).  Returns 0, or -1 when out of memory. */
+static int add_socket_json(json_t *root, struct trimsock *sock)
+{
+    struct trimsock_status *ts = malloc(sizeof(*ts));
+    json_t *clients = json_array(), *so;
+    int r = -1;
+
+    if (!ts || !clients)
+        goto out;
+    trimsock_snapshot(sock, ts);
+    for (unsigned i = 0; i < ts->nclients; i++)
+        if (json_array_append_new(clients, client_json(&ts->clients[i])) < 0)
+            goto out;
+    so = json_pack("{s:b, s:o, s:o, s:o, s:o, s:i, s:i, s:I, s:I, s:I, s:I, s:I}", "listening",
+                   ts->listening, "path", ts->listening ? text_json(ts->path) : json_null(),
+                   "reason", ts->listening ? json_null() : text_json(ts->reason), "mode",
+                   ts->listening ? json_string(ts->mode == 0660 ? "0660" : "0600")
+                                 : json_null(),
+                   "gid", ts->gid >= 0 ? json_integer(ts->gid) : json_null(), "max_clients",
+                   TRIM_MAX_CLIENTS, "connections", (int)ts->connections, "connections_total",
+                   (json_int_t)ts->connections_total, "rejected_total",
+                   (json_int_t)ts->rejected_total, "protocol_errors_total",
+                   (json_int_t)ts->protocol_errors_total, "timeouts_total",
+                   (json_int_t)ts->timeouts_total, "overflows_total",
+                   (json_int_t)ts->overflows_total);
+    if (!so || json_object_set_new(root, "socket", so) < 0)
+        goto out;
+    r = json_object_set(root, "clients", clients);
+out:
+    json_decref(clients);
+    free(ts);
+    return r;
+}
+
 char *render_governor_json(const struct gov_status *st, const struct app_info *app,
                            const struct counter_status *cs, size_t *len)
 {
@@ -187,7 +238,8 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
         return NULL;
     /* the policy's identity, compared across pods (README, "Roll-outs") */
     if (json_object_set_new(json_object_get(root, "policy"), "sha256",
-                            json_string(st->policy_sha256)) < 0) {
+                            json_string(st->policy_sha256)) < 0 ||
+        add_socket_json(root, app->sock) < 0) {
         json_decref(root);
         return NULL;
     }
@@ -315,6 +367,10 @@ char *render_history_json(const struct gov_status *st, const struct gov_history_
         "samples", jsamples, "decisions", decisions);
     if (!root)
         return NULL; /* json_pack's "o" consumed jsamples and decisions */
+    if (add_socket_json(root, app->sock) < 0) {
+        json_decref(root);
+        return NULL;
+    }
     out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (out && len)

@@ -11,6 +11,7 @@
 #include "governor.h"
 
 struct collector;
+struct trimsock;
 
 /* Facts about the process that do not change while it runs, and the
  * collector, whose own counters (atomics) the documents read live. */
@@ -20,6 +21,7 @@ struct app_info {
     int64_t start_wall_ms;
     double process_start_s;   /* the process's real start (Unix seconds), 0 if unknown */
     struct collector *collector; /* NULL: no collector (counters read 0) */
+    struct trimsock *sock;       /* the trim protocol's socket; NULL: none */
 };
 
 /* GET /governor: the JSON status document, with the counter store's state

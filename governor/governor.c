@@ -435,6 +435,22 @@ bool gov_admit(struct gov *g, uint64_t bytes)
     return a.admit;
 }
 
+void gov_count_late_release(struct gov *g, enum gov_level level, bool admission,
+                            uint64_t bytes)
+{
+    struct gov_counters *c = &g->status.counters;
+    if (bytes == 0)
+        return;
+    pthread_mutex_lock(&g->state_lock);
+    if (!admission && level == GOV_LEVEL_HIGH)
+        c->released_bytes[GOV_LEVEL_HIGH] += bytes;
+    else if (!admission && level == GOV_LEVEL_CRITICAL)
+        c->released_bytes[GOV_LEVEL_CRITICAL] += bytes;
+    else
+        c->evicted_bytes += bytes;
+    pthread_mutex_unlock(&g->state_lock);
+}
+
 /* ---- status ---------------------------------------------------------------- */
 
 void gov_status(struct gov *g, struct gov_status *out)

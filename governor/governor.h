@@ -83,6 +83,8 @@ struct gov_policy {
     enum gov_mode mode;      /* observe: decide and record, never act */
     uint32_t interval_ms;    /* timer period of the control loop */
     uint32_t cooldown_ms;    /* minimum time between two shrinks at `high` */
+    uint32_t client_timeout_ms; /* trim-protocol clients must answer a shrink
+                                 * within this (governord's socket) */
     /* [memory] */
     uint64_t limit;          /* bytes used when no cgroup limit exists; 0 = auto */
     enum gov_signal signal;  /* which usage figure is compared to the limit */
@@ -376,6 +378,17 @@ GOV_EXPORT void gov_request_reload(struct gov *g);
  * memory now, evicts from the shrinkers if needed, and returns true when the
  * allocation may proceed.  Refusals and evictions are counted and recorded. */
 GOV_EXPORT bool gov_admit(struct gov *g, uint64_t bytes);
+
+/* Counts bytes a cache released after its shrink callback had returned (a
+ * cache that answers asynchronously, such as governord's socket clients):
+ * into the released bytes of `level` (high or critical: a shrink the tick
+ * asked for) or, when admission is true or the level is below high, into
+ * the admission's evicted bytes.  Any thread; takes state_lock briefly. */
+GOV_EXPORT void gov_count_late_release(struct gov *g, enum gov_level level, bool admission,
+                            uint64_t bytes);
+
+/* A copy of the policy in force (the library's sections). */
+GOV_EXPORT void gov_policy(struct gov *g, struct gov_policy *out);
 
 /* Copies the current status (takes state_lock briefly). */
 GOV_EXPORT void gov_status(struct gov *g, struct gov_status *out);

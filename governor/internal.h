@@ -29,7 +29,13 @@
  *     into the governor, so no lock-order cycle is possible;
  *   - shrinkers' policy_changed callbacks and host sections' commit
  *     callbacks run on the governor thread (commit also in gov_new()) with
- *     no governor lock held; shrinkers' floor callbacks run like count. */
+ *     no governor lock held; shrinkers' floor callbacks run like count;
+ *   - governord's socket clients (app/trimsock.c) are one shrinker whose
+ *     callbacks take that module's own `lock` (act_lock, then it) only to
+ *     queue lines; it never waits for a client and never calls into the
+ *     governor while holding it.  loop.c publishes the new level before
+ *     the tick's shrink, so that a shrinker reading gov_level() sees the
+ *     level the shrink is for. */
 #ifndef GOVERNOR_INTERNAL_H
 #define GOVERNOR_INTERNAL_H
 
@@ -118,8 +124,6 @@ void gov_reload_policy(struct gov *g, const char *trigger, bool forced);
 /* reload.c: takes the reserve descriptor if it is not held (idempotent). */
 void gov_reserve_fd(struct gov *g);
 
-/* governor.c: a copy of the policy in force (takes state_lock). */
-void gov_policy(struct gov *g, struct gov_policy *out);
 
 /* governor.c: puts host values in force: publishes them as strings in
  * status (under state_lock) and hands them to each section's commit

@@ -83,10 +83,13 @@ static void decide_and_act(struct gov *g, struct tick *t)
 {
     gov_reading_from_sample(g, &g->policy, &t->s, &t->r, &t->source);
     gov_decide(&t->r, &g->policy, &g->engine, t->now, &t->v);
+    /* the new level before the shrink: a shrinker that reads gov_level()
+     * (governord's socket clients put it in their shrink message) sees the
+     * level the shrink is for */
+    atomic_store(&g->level, t->v.level);
     if (t->v.release > 0 && g->policy.mode == GOV_MODE_ENFORCE)
         t->released = gov_shrink_caches(g, t->v.release);
     gov_engine_commit(&g->engine, &t->v, &t->r, t->now);
-    atomic_store(&g->level, t->v.level);
     t->buffer = t->r.buffer; /* recounted only when the action changed it */
     t->objects = t->r.objects;
     if (t->released > 0)

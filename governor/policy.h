@@ -4,7 +4,7 @@
  * sections and the host's own (struct gov_policy_section, e.g. governord's
  * [collector]):
  *
- *   [governor]   mode = enforce|observe, interval_ms, cooldown_ms
+ *   [governor]   mode = enforce|observe, interval_ms, cooldown_ms, client_timeout_ms
  *   [memory]     limit = auto|<size>, signal = working_set|current
  *   [thresholds] target, soft, high, critical (fractions of the limit), hysteresis
  *

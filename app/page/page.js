@@ -108,6 +108,8 @@
       st.afterSeq = 0;
     }
     st.period = Math.max(1000, j.period_ms || 1000);
+    st.socket = j.socket;
+    st.clients = j.clients;
     for (const s of j.samples) {
       const x = {
         t: s.time_ms, ok: s.ok, level: s.level, limit: s.limit_bytes, usage: s.usage_bytes,
@@ -580,12 +582,44 @@
     $('no-decisions').hidden = rows.length > 0;
   }
 
+  /* ---- the trim protocol's clients ---------------------------------------------- */
+
+  function renderClients() {
+    const so = st.socket;
+    if (!so) return;
+    $('socket').textContent = so.listening
+      ? 'socket ' + so.path + ' (mode ' + so.mode + '), ' + so.connections + ' of ' +
+        so.max_clients + ' connections'
+      : 'no socket: ' + so.reason;
+    const tbody = $('clients').tBodies[0];
+    const clients = st.clients || [];
+    while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
+    for (const c of clients) {
+      const tr = document.createElement('tr');
+      tr.dataset.id = c.id;
+      cell(tr, String(c.id), 'num');
+      cell(tr, c.name);
+      cell(tr, String(c.pid), 'num');
+      cell(tr, String(c.uid), 'num');
+      cell(tr, fmtBytes(c.bytes) + ' in ' + c.objects, 'num');
+      cell(tr, String(c.shrinks), 'num');
+      cell(tr, fmtBytes(c.released_bytes), 'num');
+      cell(tr, c.last_answer_at ? c.last_answer_at.replace('T', ' ').replace(/\.\d+Z$|Z$/, '') : '–',
+        'time');
+      cell(tr, c.unresponsive ? 'unresponsive' : c.pending_seq ? 'shrinking' : 'ok',
+        c.unresponsive ? 'lv-critical' : '');
+      tbody.appendChild(tr);
+    }
+    $('no-clients').hidden = clients.length > 0;
+  }
+
   /* ---- main --------------------------------------------------------------------- */
 
   function render() {
     renderStatus();
     renderChart();
     renderTable();
+    renderClients();
     document.body.dataset.polls = st.polls;
     document.body.dataset.failures = st.failures;
   }

@@ -66,6 +66,19 @@ REQUIRED = {
     "governor_sample_errors_total": "counter",
     "governor_visits_total": "counter",
     "governor_http_requests_total": "counter",
+    # the trim protocol's socket and its clients (per-client families have
+    # no samples without clients: these daemons run with --socket none)
+    "governor_socket_listening": "gauge",
+    "governor_clients": "gauge",
+    "governor_client_connections_total": "counter",
+    "governor_client_rejected_total": "counter",
+    "governor_client_protocol_errors_total": "counter",
+    "governor_client_timeouts_total": "counter",
+    "governor_client_bytes": "gauge",
+    "governor_client_objects": "gauge",
+    "governor_client_shrinks_total": "counter",
+    "governor_client_released_bytes_total": "counter",
+    "governor_client_unresponsive": "gauge",
     # the standard process metrics of the Prometheus client libraries
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",

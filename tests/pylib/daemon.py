@@ -36,10 +36,20 @@ def scaled(seconds):
 
 def clean_env(env=None):
     """The test's environment without anything governord reads from it (so
-    that the tests run the same under systemd or in a pod), plus env."""
+    that the tests run the same under systemd or in a pod), plus env.
+
+    GOVERNOR_SOCKET is "none" unless env sets it: daemons that run side by
+    side must not share the default socket /run/governor/governor.sock.  An
+    entry of env whose value is None is left out (GOVERNOR_SOCKET=None: the
+    daemon's own default)."""
     out = {k: v for k, v in os.environ.items()
            if not k.startswith("GOVERNOR_") and k not in DAEMON_ENV}
-    out.update(env or {})
+    out["GOVERNOR_SOCKET"] = "none"
+    for k, v in (env or {}).items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
     return out
 
 

@@ -156,6 +156,7 @@ static void parses_every_key_and_format(void **state)
         "mode = observe\n"
         "  interval_ms = 250   \n"
         "cooldown_ms=0\n"
+        "client_timeout_ms = 2500\n"
         "\n"
         "[ memory ]\n"
         "limit = 1.5Gi   ; inline comment\n"
@@ -180,6 +181,7 @@ static void parses_every_key_and_format(void **state)
     assert_int_equal(p.mode, GOV_MODE_OBSERVE);
     assert_int_equal(p.interval_ms, 250);
     assert_int_equal(p.cooldown_ms, 0);
+    assert_int_equal(p.client_timeout_ms, 2500);
     assert_int_equal(p.limit, 3ull << 29);
     assert_int_equal(p.signal, GOV_SIGNAL_CURRENT);
     assert_true(p.critical == 1.0 && p.target == 0.5 && p.soft == 0.6 && p.high == 0.8);
@@ -233,6 +235,10 @@ static const struct { const char *text; const char *error; } bad[] = {
      "b.ini:2: governor.cooldown_ms: 'soon' is not a whole number of milliseconds"},
     {"[governor]\ncooldown_ms = 3600001\n",
      "b.ini:2: governor.cooldown_ms: 3600001 ms is out of range (0..3600000)"},
+    {"[governor]\nclient_timeout_ms = 9\n",
+     "b.ini:2: governor.client_timeout_ms: 9 ms is out of range (10..60000)"},
+    {"[governor]\nclient_timeout_ms = 60001\n",
+     "b.ini:2: governor.client_timeout_ms: 60001 ms is out of range (10..60000)"},
     {"[memory]\nlimit = 512MB\n",
      "b.ini:2: memory.limit: '512MB' is not a size: unknown suffix (use Ki Mi Gi Ti or k M G T)"},
     {"[memory]\nlimit = -1Gi\n", "b.ini:2: memory.limit: '-1Gi' is not a size: negative size"},
