@@ -1,6 +1,9 @@
 # governord -- build, run and test.
 #
-#   make            build build/governord and build/libgovernor.a
+#   make            build build/governord, and the library: build/libgovernor.a,
+#                   build/libgovernor.so.0 (+ .so) and build/governor.pc
+#   make install    governord, the library, governor.h and governor.pc under
+#                   $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
 #   make run        install missing build dependencies (as root), build, run
 #                   on 0.0.0.0:8080 with policies/local.ini (limit = 1Gi)
 #   make test       everything CI runs: unit tests (plain, ASan+UBSan, TSan),
@@ -8,6 +11,9 @@
 #                   kernel test on this machine's memory cgroup, and the
 #                   systemd unit, offline and under systemd in a VM
 #   make unit       unit tests only (cmocka)
+#   make test-lib   the installed library: examples/lru-cache built with
+#                   pkg-config against `make install DESTDIR=...`, run under
+#                   a real memory limit (as root)
 #   make test-chart      the Helm chart: rendered, validated, run in the loop
 #   make test-rules      the chart's alerts under `promtool test rules`, its
 #                        dashboard's expressions parsed and checked
@@ -60,19 +66,26 @@ APP_SRC  := app/collector.c app/http.c app/routes.c app/render.c app/embedded.c 
 APP_SRC  += app/counter.c
 APP_SRC  += app/supervise.c
 APP_SRC  += app/duration.c
+APP_SRC  += app/common.c
 MAIN_SRC := app/main.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# the library's objects serve the static archive and the shared library
+# alike: position-independent, and only what governor.h marks GOV_EXPORT is
+# visible outside (the version script then exports only gov_*); built apart
+# from the others (pic/) because their flags differ
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+.PHONY: install
 .PHONY: all run deps deps-test test unit unit-run test-asan test-tsan integration integration-asan \
-        test-kernel test-chart test-rules test-container test-systemd test-vm test-browser test-fuzz \
+        test-kernel test-lib test-chart test-rules test-container test-systemd test-vm test-browser test-fuzz \
         test-valgrind lint demo screenshot clean image
 
-all: $(BUILD)/governord $(BUILD)/libgovernor.a
+all: $(BUILD)/governord $(BUILD)/libgovernor.a $(BUILD)/libgovernor.so.0 $(BUILD)/libgovernor.so \
+     $(BUILD)/governor.pc
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,9 +101,51 @@ EMBED_DEFS := -DDEFAULT_POLICY_FILE='"$(CURDIR)/policies/default.ini"' \
 $(BUILD)/app/embedded.o: CFLAGS += $(EMBED_DEFS)
 $(BUILD)/app/embedded.o: policies/default.ini $(PAGE_FILES)
 
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
 $(BUILD)/libgovernor.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)$(AR) rcs $@ $^
+
+# ---- the shared library: soname libgovernor.so.0, only gov_* exported -----
+# (hidden visibility and GOV_EXPORT in governor.h decide what is public; the
+# version script makes sure nothing else leaks).  governord itself links the
+# static archive: its image is FROM scratch.
+LIB_PKGS    := libsystemd jansson inih nettle
+LIB_LIBS    := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lm
+LIB_VERSION := $(shell sed -n 's/^\#define GOVERNOR_VERSION "\(.*\)"/\1/p' governor/governor.h)
+$(BUILD)/libgovernor.so.0: $(LIB_OBJ) governor/libgovernor.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libgovernor.so.0 -Wl,--version-script=governor/libgovernor.map \
+	    -Wl,-z,relro,-z,now $(if $(SAN),,-Wl,--no-undefined) -pthread $(SAN) -o $@ $(LIB_OBJ) $(LIB_LIBS)
+
+$(BUILD)/libgovernor.so: $(BUILD)/libgovernor.so.0
+	$(Q)ln -sf libgovernor.so.0 $@
+
+# governor.pc with the default PREFIX (make install writes its own for the
+# PREFIX it is given)
+$(BUILD)/governor.pc: governor/governor.pc.in governor/governor.h Makefile
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_VERSION)|' \
+	    -e 's|@REQUIRES@|$(LIB_PKGS)|' $< > $@
+
+# ---- install --------------------------------------------------------------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  := $(DESTDIR)$(PREFIX)/lib
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(BUILD)/governord $(DESTDIR)$(PREFIX)/bin/governord
+	install -m 0755 $(BUILD)/libgovernor.so.0 $(LIBDIR)/libgovernor.so.0
+	ln -sf libgovernor.so.0 $(LIBDIR)/libgovernor.so
+	install -m 0644 $(BUILD)/libgovernor.a $(LIBDIR)/libgovernor.a
+	install -m 0644 governor/governor.h $(DESTDIR)$(PREFIX)/include/governor.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(LIB_VERSION)|' -e 's|@REQUIRES@|$(LIB_PKGS)|' \
+	    governor/governor.pc.in > $(LIBDIR)/pkgconfig/governor.pc
+	chmod 0644 $(LIBDIR)/pkgconfig/governor.pc
 
 $(BUILD)/governord: $(MAIN_OBJ) $(APP_OBJ) $(BUILD)/libgovernor.a
 	@$(if $(Q),echo "  LD      $@")
@@ -121,6 +176,7 @@ TEST_TARGETS += test-tsan
 TEST_TARGETS += integration
 TEST_TARGETS += integration-asan
 TEST_TARGETS += test-kernel
+TEST_TARGETS += test-lib
 TEST_TARGETS += test-chart
 TEST_TARGETS += test-rules
 TEST_TARGETS += test-container
@@ -167,6 +223,12 @@ integration: $(BUILD)/governord
 test-kernel: $(BUILD)/governord
 	GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
 	    tests/integration/test_kernel_v1.py
+
+# libgovernor as a user gets it: make install into a DESTDIR, examples/lru-cache
+# built from a copy with pkg-config governor, run on the installed .so in a
+# real memory cgroup (root; skipped without a memory controller)
+test-lib: all
+	$(PYTHON) -m pytest -q -rs tests/lib
 
 test-chart: $(BUILD)/governord
 	SHARED_DIR=$(SHARED_DIR) GOVERNORD=$(CURDIR)/$(BUILD)/governord $(PYTHON) -m pytest -q -rs \
@@ -217,7 +279,10 @@ screenshot: test-browser
 # ---- lint: cppcheck and clang-tidy (checks and reasons in .clang-tidy) ----
 LINT_SRC := $(LIB_SRC) $(APP_SRC) $(MAIN_SRC) $(wildcard tests/fuzz/*.c)
 LINT_DEFS := -D_GNU_SOURCE $(EMBED_DEFS)
-lint:
+# first the library boundary (scripts/check-lib-boundary.sh): app/ includes
+# only governor.h, governor.h stands alone, the .so exports only gov_*
+lint: $(BUILD)/libgovernor.so.0
+	@scripts/check-lib-boundary.sh $(BUILD)
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
 	    --inline-suppr --suppress=missingIncludeSystem $(LINT_DEFS) -Igovernor -Iapp -Itests/fuzz \
 	    $(LINT_SRC)

@@ -10,21 +10,31 @@
  * under stop_lock) that also ends the sleep early for a stop, and for a new
  * policy: the governor calls collector_policy_changed() on reload, and the
  * thread re-arms with the new interval at once instead of sleeping out the
- * old one (60 s -> 100 ms must not wait 60 s). */
+ * old one (60 s -> 100 ms must not wait 60 s).
+ *
+ * Its settings are the policy file's [collector] section, which belongs to
+ * governord, not to the governor library: the collector describes the
+ * section (keys, types, ranges, defaults) as a struct gov_policy_section,
+ * the library parses and validates it with the rest of the file, and hands
+ * the values over (collector_commit) when a policy is put in force -- never
+ * part of a rejected one.  The values live under settings_lock.  The
+ * [collector] floor is the shrinker's floor callback: the library never
+ * takes the buffer below it. */
 #include "collector.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "governor.h"
+#include "common.h"
 
 struct block {
     struct block *next;
@@ -34,6 +44,9 @@ struct block {
 
 struct collector {
     struct gov *gov;
+    bool child;                  /* governord runs a command: enabled defaults to false */
+    pthread_mutex_t settings_lock; /* protects settings */
+    struct collector_settings settings;
     pthread_mutex_t buffer_lock; /* protects head, tail, bytes, blocks */
     struct block *head, *tail;   /* oldest first */
     uint64_t bytes, blocks;
@@ -204,14 +217,14 @@ static enum wake sleep_for(struct collector *c, uint32_t ms)
 static void *collector_thread(void *arg)
 {
     struct collector *c = arg;
-    struct gov_policy p;
+    struct collector_settings p;
     enum wake w;
 
     pthread_setname_np(pthread_self(), "collector"); /* for top -H and bench/overhead.sh */
-    gov_policy(c->gov, &p);
-    while ((w = sleep_for(c, p.collector_interval_ms)) != WAKE_STOP) {
-        gov_policy(c->gov, &p); /* block size and rate follow reloads */
-        if (w == WAKE_TIMEOUT && p.collector_enabled)
+    collector_get_settings(c, &p);
+    while ((w = sleep_for(c, p.interval_ms)) != WAKE_STOP) {
+        collector_get_settings(c, &p); /* block size and rate follow reloads */
+        if (w == WAKE_TIMEOUT && p.enabled)
             collector_grow(c, p.block_size);
     }
     return NULL;
@@ -226,30 +239,117 @@ void collector_policy_changed(void *ctx)
     pthread_mutex_unlock(&c->stop_lock);
 }
 
-struct collector *collector_new(struct gov *g)
+/* ---- the [collector] section of the policy ---------------------------------- */
+
+enum { KEY_ENABLED, KEY_BLOCK_SIZE, KEY_INTERVAL_MS, KEY_FLOOR };
+
+#define SETTING(field) offsetof(struct collector_settings, field)
+static const struct gov_policy_key collector_keys[] = {
+    [KEY_ENABLED] = {"enabled", GOV_KEY_BOOL, SETTING(enabled), 0, 0},
+    [KEY_BLOCK_SIZE] = {"block_size", GOV_KEY_SIZE, SETTING(block_size), 4096.0,
+                        17179869184.0 /* 16Gi */},
+    [KEY_INTERVAL_MS] = {"interval_ms", GOV_KEY_MS, SETTING(interval_ms), 1, 3600000},
+    [KEY_FLOOR] = {"floor", GOV_KEY_SIZE, SETTING(floor), 0.0, 4611686018427387904.0 /* 2^62 */},
+};
+
+/* The values of keys a policy leaves out (policies/default.ini). */
+static const struct collector_settings collector_defaults = {
+    .enabled = true,
+    .block_size = 64ull << 20,
+    .interval_ms = 1000,
+    .floor = 0,
+};
+
+/* With a child (governord -- CMD) the collector is off unless the policy
+ * sets [collector] enabled itself. */
+static int collector_finish(void *ctx, void *values, const bool *set, unsigned *key,
+                            char *what, size_t whatlen)
+{
+    struct collector *c = ctx;
+    struct collector_settings *v = values;
+    (void)key;
+    (void)what;
+    (void)whatlen;
+    if (c && c->child && !set[KEY_ENABLED])
+        v->enabled = false;
+    return 0;
+}
+
+/* A policy is in force: its [collector] values are ours now. */
+static void collector_commit(void *ctx, const void *values)
+{
+    struct collector *c = ctx;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->settings_lock);
+    memcpy(&c->settings, values, sizeof(c->settings));
+    pthread_mutex_unlock(&c->settings_lock);
+}
+
+static uint64_t collector_floor(void *ctx)
+{
+    struct collector *c = ctx;
+    uint64_t floor;
+    pthread_mutex_lock(&c->settings_lock);
+    floor = c->settings.floor;
+    pthread_mutex_unlock(&c->settings_lock);
+    return floor;
+}
+
+void collector_policy_section(struct collector *c, struct gov_policy_section *out)
+{
+    _Static_assert(sizeof(struct collector_settings) <= GOV_POLICY_SECTION_MAX,
+                   "[collector] fits a host section");
+    *out = (struct gov_policy_section){
+        .name = "collector",
+        .keys = collector_keys,
+        .nkeys = ARRAY_SIZE(collector_keys),
+        .size = sizeof(struct collector_settings),
+        .defaults = &collector_defaults,
+        .finish = collector_finish,
+        .commit = collector_commit,
+        .ctx = c,
+    };
+}
+
+void collector_get_settings(struct collector *c, struct collector_settings *out)
+{
+    pthread_mutex_lock(&c->settings_lock);
+    *out = c->settings;
+    pthread_mutex_unlock(&c->settings_lock);
+}
+
+struct collector *collector_new(bool child)
 {
     struct collector *c = calloc(1, sizeof(*c));
     pthread_condattr_t attr;
     if (!c)
         return NULL;
-    c->gov = g;
+    c->child = child;
+    c->settings = collector_defaults;
+    pthread_mutex_init(&c->settings_lock, NULL);
     pthread_mutex_init(&c->buffer_lock, NULL);
     pthread_mutex_init(&c->stop_lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&c->stop_cond, &attr);
     pthread_condattr_destroy(&attr);
+    return c;
+}
+
+int collector_attach(struct collector *c, struct gov *g)
+{
     struct gov_shrinker s = {
         .name = "collector",
         .count = collector_count,
         .shrink = collector_shrink,
+        .floor = collector_floor,
         .policy_changed = collector_policy_changed,
         .ctx = c};
-    if (gov_register_shrinker(g, &s) < 0) {
-        collector_free(c);
-        return NULL;
-    }
-    return c;
+    if (c->gov || gov_register_shrinker(g, &s) < 0)
+        return -1;
+    c->gov = g;
+    return 0;
 }
 
 int collector_start(struct collector *c)
@@ -279,6 +379,7 @@ void collector_free(struct collector *c)
     collector_stop(c);
     collector_shrink(c, UINT64_MAX);
     pthread_mutex_destroy(&c->buffer_lock);
+    pthread_mutex_destroy(&c->settings_lock);
     pthread_mutex_destroy(&c->stop_lock);
     pthread_cond_destroy(&c->stop_cond);
     free(c);

@@ -5,8 +5,12 @@
  * it is really resident, and appends it to a FIFO buffer.  It is registered
  * with the governor as a shrinker: a shrink drops the oldest blocks and
  * munmap()s them, so the memory goes back to the kernel at once.  Block size,
- * rate and on/off come from the live policy and may change on reload; a
- * reload re-arms the collector's timer at once. */
+ * rate, on/off and floor come from the policy's [collector] section, which
+ * the collector owns (collector_policy_section), and may change on reload;
+ * a reload re-arms the collector's timer at once.
+ *
+ * Order: collector_new(), gov_new() with its section, collector_attach(),
+ * gov_start(), collector_start(). */
 #ifndef APP_COLLECTOR_H
 #define APP_COLLECTOR_H
 
@@ -17,9 +21,31 @@
 
 struct collector;
 
-/* Creates a collector bound to governor g and registers it as a shrinker.
- * Returns NULL on failure. */
-struct collector *collector_new(struct gov *g);
+/* The [collector] section of the policy file (governord's, not the
+ * library's): enabled, block_size, interval_ms, floor. */
+struct collector_settings {
+    bool enabled;          /* grow at all */
+    uint32_t interval_ms;  /* one block per interval */
+    uint64_t block_size;   /* bytes per block */
+    uint64_t floor;        /* bytes of buffer the governor never releases */
+};
+
+/* Creates a collector (not yet governed).  child: governord runs a command
+ * (`governord -- CMD`), and then a policy that does not set [collector]
+ * enabled gets enabled = false.  Returns NULL on failure. */
+struct collector *collector_new(bool child);
+
+/* Describes the [collector] section for gov_config.sections (or
+ * gov_policy_check()); its values reach c when a policy is put in force.
+ * c may be NULL: the section is then only parsed and printed. */
+void collector_policy_section(struct collector *c, struct gov_policy_section *out);
+
+/* Registers c with governor g as a shrinker (once, before gov_start()).
+ * Returns 0 or -1. */
+int collector_attach(struct collector *c, struct gov *g);
+
+/* The [collector] values in force. */
+void collector_get_settings(struct collector *c, struct collector_settings *out);
 
 /* Starts the collector thread.  Returns 0 or -1. */
 int collector_start(struct collector *c);

@@ -52,8 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "governor.h"
+#include "common.h"
 
 /* ---- names and URL ------------------------------------------------------------ */
 
@@ -190,7 +190,7 @@ bad:
 int counter_parse_url(const char *url, struct counter_url *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    gov_strlcpy(out->key, COUNTER_DEFAULT_REDIS_KEY, sizeof(out->key));
+    app_strlcpy(out->key, COUNTER_DEFAULT_REDIS_KEY, sizeof(out->key));
     if (!url || !*url || strcmp(url, "memory:") == 0) {
         out->kind = COUNTER_MEMORY;
         return 0;
@@ -198,7 +198,7 @@ int counter_parse_url(const char *url, struct counter_url *out, char *err, size_
     if (strncmp(url, "file:", 5) == 0) {
         out->kind = COUNTER_FILE;
         if (!url[5] || has_control(url + 5) ||
-            !gov_strlcpy(out->path, url + 5, sizeof(out->path))) {
+            !app_strlcpy(out->path, url + 5, sizeof(out->path))) {
             snprintf(err, errlen, "counter URL: file:PATH needs a path (no control characters)");
             return -1;
         }
@@ -383,14 +383,14 @@ static void note_error(struct counter_store *s, enum counter_error e, const char
 {
     atomic_fetch_add_explicit(&s->errors[e], 1, memory_order_relaxed);
     pthread_mutex_lock(&s->err_lock);
-    gov_strlcpy(s->error, msg, sizeof(s->error));
+    app_strlcpy(s->error, msg, sizeof(s->error));
     pthread_mutex_unlock(&s->err_lock);
 }
 
 static void copy_error(struct counter_store *s, char *buf, size_t len)
 {
     pthread_mutex_lock(&s->err_lock);
-    gov_strlcpy(buf, s->error, len);
+    app_strlcpy(buf, s->error, len);
     pthread_mutex_unlock(&s->err_lock);
 }
 
@@ -417,7 +417,7 @@ static void base_status(struct counter_store *s, struct counter_status *out)
     memset(out, 0, sizeof(*out));
     out->kind = s->kind;
     out->up = atomic_load(&s->up);
-    gov_strlcpy(out->target, s->target, sizeof(out->target));
+    app_strlcpy(out->target, s->target, sizeof(out->target));
     copy_error(s, out->error, sizeof(out->error));
     for (int i = 0; i < COUNTER_NERRORS; i++)
         out->errors[i] = atomic_load_explicit(&s->errors[i], memory_order_relaxed);
@@ -461,7 +461,7 @@ static struct counter_store *memory_open(char *err, size_t errlen)
         return NULL;
     }
     base_init(&m->base, &memory_ops, COUNTER_MEMORY);
-    gov_strlcpy(m->base.target, "process memory", sizeof(m->base.target));
+    app_strlcpy(m->base.target, "process memory", sizeof(m->base.target));
     atomic_init(&m->next, 0);
     return &m->base;
 }
@@ -625,7 +625,7 @@ static int file_next(struct counter_store *s, uint64_t *value, char *why, size_t
         snprintf(msg, sizeof(msg), "cannot persist the counter: %s", err);
         note_error(s, COUNTER_ERR_PERSIST, msg);
         mark_down(s, msg);
-        gov_strlcpy(why, msg, whylen);
+        app_strlcpy(why, msg, whylen);
         return -1;
     }
     mark_up(s);
@@ -732,14 +732,14 @@ static struct counter_store *file_open(const struct counter_url *u, unsigned lea
     atomic_init(&f->renew_failed, false);
     f->dirfd = f->lockfd = -1;
     f->size = lease;
-    gov_strlcpy(f->base.target, u->path, sizeof(f->base.target));
+    app_strlcpy(f->base.target, u->path, sizeof(f->base.target));
     if (slash) {
         size_t dn = slash == u->path ? 1 : (size_t)(slash - u->path);
         copy_n(dir, sizeof(dir), u->path, dn);
     } else {
-        gov_strlcpy(dir, ".", sizeof(dir));
+        app_strlcpy(dir, ".", sizeof(dir));
     }
-    if (!gov_strlcpy(f->name, slash ? slash + 1 : u->path, sizeof(f->name)) ||
+    if (!app_strlcpy(f->name, slash ? slash + 1 : u->path, sizeof(f->name)) ||
         strcmp(f->name, ".") == 0 || strcmp(f->name, "..") == 0) {
         snprintf(err, errlen, "counter file %s: bad file name", u->path);
         goto fail;
@@ -936,7 +936,7 @@ static int redis_next(struct counter_store *base, uint64_t *value, char *why, si
         return -1;
     }
     if (nslots == 0) { /* never: redis_open makes at least one */
-        gov_strlcpy(why, "counter store has no connections", whylen);
+        app_strlcpy(why, "counter store has no connections", whylen);
         return -1;
     }
     /* a free slot if there is one, else wait for the round-robin one */
@@ -974,7 +974,7 @@ static int redis_next(struct counter_store *base, uint64_t *value, char *why, si
         pthread_mutex_unlock(&slot->lock);
         /* the store answers: this is not an outage, but no value either */
         note_error(base, cls, err);
-        gov_strlcpy(why, err, whylen);
+        app_strlcpy(why, err, whylen);
         return -1;
     }
     v = (uint64_t)r->integer;
@@ -1048,7 +1048,7 @@ static void *redis_reconnect_thread(void *arg)
         } else {
             /* the reason may have changed (refused -> timing out): keep the latest */
             pthread_mutex_lock(&s->base.err_lock);
-            gov_strlcpy(s->base.error, err, sizeof(s->base.error));
+            app_strlcpy(s->base.error, err, sizeof(s->base.error));
             pthread_mutex_unlock(&s->base.err_lock);
             backoff = MIN(backoff * 2, BACKOFF_MAX_MS);
         }

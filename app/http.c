@@ -51,7 +51,7 @@
 #include "embedded.h"
 #include "metrics.h"
 #include "routes.h"
-#include "util.h"
+#include "common.h"
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -346,7 +346,7 @@ static enum MHD_Result handle_history(struct http_server *s, struct MHD_Connecti
     samples = malloc(sizeof(*samples) * GOV_HISTORY_SIZE);
     if (st && samples) {
         n = gov_history_snapshot(s->gov, q.since_ms, samples, GOV_HISTORY_SIZE, st);
-        body = render_history_json(st, samples, n, &q, gov_wall_ms(), s->app, &len);
+        body = render_history_json(st, samples, n, &q, app_wall_ms(), s->app, &len);
     }
     free(st);
     free(samples);
@@ -722,8 +722,8 @@ void http_stop(struct http_server *s, unsigned grace_ms)
     listener = MHD_quiesce_daemon(s->mhd);
     if (listener != MHD_INVALID_SOCKET)
         close(listener);
-    deadline = gov_now_ms() + grace_ms;
-    while (atomic_load(&s->inflight) > 0 && gov_now_ms() < deadline) {
+    deadline = app_now_ms() + grace_ms;
+    while (atomic_load(&s->inflight) > 0 && app_now_ms() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -44,7 +44,7 @@
 #include "metrics.h"
 #include "render.h"
 #include "supervise.h"
-#include "util.h"
+#include "common.h"
 
 #define DEFAULT_LISTEN "0.0.0.0:8080"
 #define DEFAULT_POLICY "/etc/governor/policy.ini"
@@ -321,31 +321,33 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* --check-policy: errors on stderr and exit 1, or the effective policy. */
+/* --check-policy: errors on stderr and exit 1, or the effective policy
+ * (the library's sections and governord's [collector]). */
 static int check_policy(const char *path)
 {
-    struct gov_policy_errors *errs = malloc(sizeof(*errs));
-    struct gov_policy p;
+    struct gov_policy_section collector;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
     int r;
 
-    if (!errs) {
+    if (!out) {
         fprintf(stderr, "governord: out of memory\n");
         return 1;
     }
-    /* the daemon's reader: the same size limit, the same messages */
-    if (strcmp(path, "-") == 0)
-        r = gov_policy_parse_fd(STDIN_FILENO, "<stdin>", &p, errs, NULL, NULL);
-    else
-        r = gov_policy_parse_file(path, &p, errs, NULL, NULL);
-    if (r < 0) {
-        gov_policy_errors_print(errs, stderr);
-        free(errs);
+    collector_policy_section(NULL, &collector);
+    r = gov_policy_check(path, &collector, 1, out, stderr);
+    if (fclose(out) != 0 || !text) {
+        free(text);
+        fprintf(stderr, "governord: out of memory\n");
         return 1;
     }
-    printf("; effective policy of %s\n", path);
-    gov_policy_write(&p, stdout);
-    free(errs);
-    return 0;
+    if (r == 0) {
+        printf("; effective policy of %s\n", path);
+        fwrite(text, 1, len, stdout);
+    }
+    free(text);
+    return r == 0 ? 0 : 1;
 }
 
 /* The policy file to use: explicit, or the default path when it exists. */
@@ -366,7 +368,7 @@ static const char *choose_policy(const struct options *o)
 static void shutdown_delay(const sigset_t *sigs, struct http_server *http, struct gov *g,
                            int first_sig, uint64_t delay_ms)
 {
-    uint64_t end = gov_now_ms() + delay_ms;
+    uint64_t end = app_now_ms() + delay_ms;
     char msg[96];
 
     if (delay_ms == 0)
@@ -377,7 +379,7 @@ static void shutdown_delay(const sigset_t *sigs, struct http_server *http, struc
     gov_log(LOG_INFO, "shutdown_delay", msg, "{s:i}", "delay_ms", (int)delay_ms);
     sd_notify(0, "STATUS=shutdown delay: /readyz fails, still serving");
     for (;;) {
-        uint64_t now = gov_now_ms();
+        uint64_t now = app_now_ms();
         struct timespec left;
         int sig;
         if (now >= end)
@@ -433,7 +435,7 @@ static void notify_reload_begin(void *ud)
 {
     (void)ud;
     sd_notifyf(0, "RELOADING=1\nSTATUS=reloading the policy\nMONOTONIC_USEC=%llu",
-               (unsigned long long)gov_now_usec());
+               (unsigned long long)app_now_usec());
 }
 
 static void notify_reload_end(void *ud, bool ok, uint64_t generation)
@@ -473,13 +475,13 @@ static uint64_t oom_kills_now(struct gov *g, uint64_t *tick_ms, uint32_t *interv
  * count seen. */
 static bool child_oom_killed(struct gov *g, uint64_t before, uint64_t *after)
 {
-    uint64_t reaped = gov_now_ms(), tick = 0;
+    uint64_t reaped = app_now_ms(), tick = 0;
     uint32_t interval = 0;
     uint64_t deadline;
 
     *after = oom_kills_now(g, &tick, &interval);
     deadline = reaped + MAX(2000u, 3u * interval);
-    while (tick <= reaped && gov_now_ms() < deadline) {
+    while (tick <= reaped && app_now_ms() < deadline) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
         *after = oom_kills_now(g, &tick, NULL);
@@ -559,6 +561,7 @@ int main(int argc, char **argv)
 {
     struct options o = {0};
     struct gov_config gcfg = {0};
+    struct gov_policy_section collector_section;
     struct http_config hcfg = {0};
     struct app_info app = {0};
     struct gov *g = NULL;
@@ -616,7 +619,7 @@ int main(int argc, char **argv)
     app.pod_name = getenv("POD_NAME");
     app.pod_namespace = getenv("POD_NAMESPACE");
     app.node_name = getenv("NODE_NAME");
-    app.start_wall_ms = gov_wall_ms();
+    app.start_wall_ms = app_wall_ms();
     if (metrics_process_start_time(&app.process_start_s) < 0)
         app.process_start_s = 0; /* /metrics falls back to start_wall_ms */
 
@@ -637,10 +640,19 @@ int main(int argc, char **argv)
         }
     }
 
+    /* the collector first: the policy's [collector] section is its own */
+    col = collector_new(o.command != NULL); /* with a child: off unless the policy enables it */
+    if (!col) {
+        snprintf(err, sizeof(err), "cannot create the collector");
+        gov_log(LOG_ERR, "start_failed", err, NULL);
+        goto out;
+    }
+    collector_policy_section(col, &collector_section);
     gcfg.cgroup_dir = o.cgroup;
     gcfg.policy_path = choose_policy(&o);
     gcfg.embedded_policy = governord_default_policy;
-    gcfg.collector_off = o.command != NULL;
+    gcfg.sections = &collector_section;
+    gcfg.nsections = 1;
     gcfg.hooks = (struct gov_hooks){.level_changed = notify_level,
                                     .reload_begin = notify_reload_begin,
                                     .reload_end = notify_reload_end};
@@ -649,9 +661,8 @@ int main(int argc, char **argv)
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
-    col = collector_new(g);
-    if (!col) {
-        snprintf(err, sizeof(err), "cannot create the collector");
+    if (collector_attach(col, g) < 0) {
+        snprintf(err, sizeof(err), "cannot register the collector");
         gov_log(LOG_ERR, "start_failed", err, NULL);
         goto out;
     }
@@ -742,7 +753,7 @@ out:
         sd_notifyf(0, "STATUS=failed to start: %s", err);
     http_stop(http, SHUTDOWN_GRACE_MS);
     collector_stop(col);
-    if (gov_stop(g)) {
+    if (!g || gov_stop(g)) {
         collector_free(col);
         gov_free(g);
     } else if (exit_code == 0) {

@@ -26,7 +26,7 @@
 
 #include "collector.h"
 #include "routes.h"
-#include "util.h"
+#include "common.h"
 
 /* ---- format primitives -------------------------------------------------- */
 
@@ -320,7 +320,7 @@ static void http_families(FILE *f, const struct http_stats *h)
             if (http_code_at(i))
                 snprintf(code, sizeof(code), "%u", http_code_at(i));
             else
-                gov_strlcpy(code, "other", sizeof(code));
+                app_strlcpy(code, "other", sizeof(code));
             series(f, "governor_http_requests_total", "path", path, "code", code);
             fprintf(f, "%llu\n", (unsigned long long)h->requests[r][i]);
         }
@@ -470,7 +470,7 @@ int metrics_process_start_time(double *out)
 
     if (fd < 0)
         return -1;
-    n = gov_read_bounded(fd, buf, sizeof(buf));
+    n = app_read_bounded(fd, buf, sizeof(buf));
     close(fd);
     if (n <= 0 || hz <= 0)
         return -1;

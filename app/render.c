@@ -16,8 +16,7 @@
 #include <string.h>
 
 #include "collector.h"
-#include "utf8.h"
-#include "util.h"
+#include "common.h"
 
 /* A JSON string of foreign bytes: well-formed UTF-8 as it is, anything
  * else repaired.  NULL only when out of memory. */
@@ -47,7 +46,7 @@ static json_t *time_json(int64_t wall_ms)
     char buf[32];
     if (wall_ms <= 0)
         return json_null();
-    gov_format_rfc3339(wall_ms, buf, sizeof(buf));
+    app_format_rfc3339(wall_ms, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -116,7 +115,7 @@ char *render_governor_json(const struct gov_status *st, const struct app_info *a
     char *out;
 
     values = json_object();
-    gov_policy_foreach(p, add_policy_value, values);
+    gov_status_policy_foreach(st, add_policy_value, values);
 
     decisions = json_array();
     for (unsigned i = 0; i < st->ndecisions; i++)

@@ -31,8 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "util.h"
+#include "governor.h"
+#include "common.h"
 
 #define SOCKET_ENV "GOVERNOR_SOCKET"
 
@@ -278,7 +278,7 @@ void supervise_forward(struct supervise *s, int sig, bool stop)
                 "pid", (int)s->pid, "signal", name, "error", strerror(errno));
     if (stop && !s->stopping) {
         s->stopping = true;
-        s->stop_deadline_ms = gov_now_ms() + s->stop_timeout_ms;
+        s->stop_deadline_ms = app_now_ms() + s->stop_timeout_ms;
         gov_log(LOG_INFO, "child_stop", "stopping the child", "{s:i, s:s, s:I}", "pid",
                 (int)s->pid, "signal", name, "stop_timeout_ms", (json_int_t)s->stop_timeout_ms);
     } else {
@@ -292,7 +292,7 @@ long supervise_timeout_ms(const struct supervise *s)
     uint64_t now;
     if (!s->stopping || s->killed || s->exited)
         return -1;
-    now = gov_now_ms();
+    now = app_now_ms();
     return now >= s->stop_deadline_ms ? 0 : (long)(s->stop_deadline_ms - now);
 }
 

@@ -51,7 +51,8 @@ struct gov_cgroup {
     bool replaced; /* a sample followed a replaced directory; not yet taken */
 };
 
-uint64_t gov_read_memtotal(const char *meminfo_path)
+/* Reads MemTotal from a meminfo file (normally /proc/meminfo); 0 on error. */
+static uint64_t read_memtotal(const char *meminfo_path)
 {
     char err[PATH_MAX + 64];
     _cleanup_free_ char *buf = gov_read_file(meminfo_path, READ_BUF, NULL, err, sizeof(err));
@@ -248,7 +249,7 @@ struct gov_cgroup *gov_cgroup_open(const struct gov_cgroup_loc *loc)
     if (!cg)
         return NULL;
     cg->loc = *loc;
-    cg->memtotal = gov_read_memtotal("/proc/meminfo");
+    cg->memtotal = read_memtotal("/proc/meminfo");
     open_files(cg);
     return cg;
 }
@@ -301,10 +302,6 @@ bool gov_cgroup_take_replaced(struct gov_cgroup *cg)
     return r;
 }
 
-const struct gov_cgroup_loc *gov_cgroup_location(const struct gov_cgroup *cg)
-{
-    return &cg->loc;
-}
 
 const char *gov_cgroup_events_path(const struct gov_cgroup *cg)
 {

@@ -20,27 +20,7 @@
 
 #include "cgroup_locate.h"
 #include "cgroup_parse.h"
-
-/* One reading of the memory source.  All byte figures are exact kernel
- * values; `limit` is the smallest limit found over the cgroup and its
- * ancestors (memory.max and memory.high on v2), 0 with has_limit false when
- * none is set. */
-struct gov_cgroup_sample {
-    uint64_t current;        /* memory.current / memory.usage_in_bytes */
-    uint64_t inactive_file;  /* memory.stat inactive_file / total_inactive_file */
-    uint64_t working_set;    /* current - inactive_file, as the kubelet computes it */
-    uint64_t anon, file;     /* memory.stat anon/file (v1: total_rss/total_cache) */
-    bool has_limit;
-    uint64_t limit;
-    char limit_file[PATH_MAX]; /* the file that holds the effective limit */
-    uint64_t peak;           /* memory.peak / max_usage_in_bytes, 0 if unknown */
-    uint64_t events_low, events_high, events_max, events_oom, oom_kills;
-    bool has_psi;
-    struct gov_psi psi;
-    uint64_t host_memtotal;  /* MemTotal of /proc/meminfo */
-    uint64_t host_available; /* MemAvailable, read only when has_limit is false;
-                                0 if unknown */
-};
+#include "governor.h" /* struct gov_cgroup_sample */
 
 struct gov_cgroup;
 
@@ -65,12 +45,6 @@ const char *gov_cgroup_events_path(const struct gov_cgroup *cg);
 /* Path of memory.pressure (v2) or "" -- for the PSI trigger. */
 const char *gov_cgroup_pressure_path(const struct gov_cgroup *cg);
 
-/* The location the handle was opened with. */
-const struct gov_cgroup_loc *gov_cgroup_location(const struct gov_cgroup *cg);
-
 void gov_cgroup_close(struct gov_cgroup *cg);
-
-/* Reads MemTotal from a meminfo file (normally /proc/meminfo); 0 on error. */
-uint64_t gov_read_memtotal(const char *meminfo_path);
 
 #endif

@@ -14,16 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum gov_cg_version { GOV_CG_HOST = 0, GOV_CG_V1 = 1, GOV_CG_V2 = 2 };
-
-/* Where the memory figures come from. */
-struct gov_cgroup_loc {
-    enum gov_cg_version version;
-    char dir[PATH_MAX];   /* the own cgroup's directory ("" for host) */
-    char root[PATH_MAX];  /* ancestors are walked up to and including this
-                             directory; "" = while a parent has memory.max */
-    char how[128];        /* how it was found, for /governor and logs */
-};
+#include "governor.h" /* enum gov_cg_version, struct gov_cgroup_loc */
 
 /* Locates the memory cgroup of the calling process.  proc_cgroup and
  * mountinfo are file paths (normally /proc/self/...); sysroot is prefixed to
@@ -39,8 +30,5 @@ int gov_cgroup_locate_dir(const char *dir, struct gov_cgroup_loc *out, char *err
 /* Whether dir/name exists and is not a directory (it may still be unreadable:
  * the sample reports that). */
 bool gov_cgroup_dir_has(const char *dir, const char *name);
-
-/* Name of a version: "v1", "v2", "host". */
-const char *gov_cg_version_name(enum gov_cg_version v);
 
 #endif

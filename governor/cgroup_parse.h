@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "governor.h"
+
 /* Values at or above this are "no limit" (v1 writes 9223372036854771712). */
 #define GOV_UNLIMITED (UINT64_C(1) << 62)
 
@@ -31,11 +33,7 @@ int gov_parse_keyed(const char *buf, const char *key, uint64_t *value);
  * malformed. */
 int gov_parse_meminfo(const char *buf, const char *key, uint64_t *bytes);
 
-/* Pressure stall information of one resource. */
-struct gov_psi {
-    double some_avg10, some_avg60, full_avg10, full_avg60;
-    uint64_t some_total, full_total; /* microseconds */
-};
+/* struct gov_psi (pressure stall information) is in governor.h. */
 
 /* Parses memory.pressure ("some avg10=.. avg60=.. avg300=.. total=..",
  * "full ..." optional).  Returns 0 or -1. */

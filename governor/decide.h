@@ -23,22 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cgroup.h"
-#include "policy.h"
-
-enum gov_level { GOV_LEVEL_NORMAL, GOV_LEVEL_SOFT, GOV_LEVEL_HIGH, GOV_LEVEL_CRITICAL };
-#define GOV_NLEVELS 4
-
-enum gov_action {
-    GOV_ACT_NONE,    /* level or limit change only */
-    GOV_ACT_HOLD,    /* entering soft: growth stops */
-    GOV_ACT_SHRINK,  /* at high: release down to target */
-    GOV_ACT_RELEASE, /* at critical: release everything above the floor */
-    GOV_ACT_EVICT,   /* admission: old blocks evicted to make room */
-    GOV_ACT_REFUSE,  /* admission: allocation refused */
-};
-
-enum gov_limit_source { GOV_LIMIT_CGROUP, GOV_LIMIT_POLICY, GOV_LIMIT_HOST };
+#include "governor.h" /* levels, actions, struct gov_policy, the sample */
 
 /* What the engine looks at on one tick. */
 struct gov_reading {
@@ -46,7 +31,7 @@ struct gov_reading {
     uint64_t limit;       /* effective limit in bytes (0 is a real limit) */
     uint64_t buffer;      /* bytes held by all shrinkers */
     uint64_t objects;     /* objects (blocks) they hold; informative */
-    uint64_t reclaimable; /* bytes held above the floor */
+    uint64_t reclaimable; /* bytes held above the shrinkers' floors */
 };
 
 /* What the engine remembers between ticks. */
@@ -108,10 +93,5 @@ struct gov_admission {
  * and dry_run is set. */
 void gov_admit_decide(uint64_t request, const struct gov_reading *r, const struct gov_policy *p,
                       enum gov_level level, struct gov_admission *a);
-
-/* Names used in JSON, logs and metrics. */
-const char *gov_level_name(enum gov_level l);
-const char *gov_action_name(enum gov_action a);
-const char *gov_limit_source_name(enum gov_limit_source s);
 
 #endif

@@ -14,23 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "decide.h"
-
-#define GOV_DECLOG_SIZE 64
-
-struct gov_decision {
-    uint64_t seq;            /* 1, 2, 3 ... never reused */
-    int64_t wall_ms;         /* wall-clock time of the (latest) event */
-    enum gov_level from, level;
-    enum gov_action action;
-    bool dry_run;            /* observe mode: nothing was done */
-    uint64_t usage, limit;   /* before the action */
-    uint64_t released;       /* bytes released (0 in observe mode) */
-    uint64_t would_release;  /* bytes the action asked for */
-    uint64_t buffer_after;
-    uint32_t repeat;         /* 1 + number of folded repeats */
-    char reason[200];
-};
+#include "governor.h" /* struct gov_decision, GOV_DECLOG_SIZE */
 
 struct gov_declog {
     struct gov_decision ring[GOV_DECLOG_SIZE];

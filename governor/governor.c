@@ -29,6 +29,7 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
 {
     struct gov *g = calloc(1, sizeof(*g));
     struct gov_policy_errors *perrs = NULL;
+    struct gov_policy_host_values *hv = NULL;
     struct gov_cgroup_loc loc;
     char *content = NULL;
     size_t content_len = 0;
@@ -48,28 +49,40 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     g->hooks = cfg->hooks;
     g->policy_path = dup_or_null(cfg->policy_path);
     g->embedded_policy = dup_or_null(cfg->embedded_policy);
-    g->collector_off = cfg->collector_off;
     perrs = malloc(sizeof(*perrs));
+    hv = calloc(1, sizeof(*hv));
     if ((cfg->policy_path && !g->policy_path) || (cfg->embedded_policy && !g->embedded_policy) ||
-        !perrs) {
+        !perrs || !hv) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    /* the host's sections of the policy file */
+    if (cfg->nsections > GOV_POLICY_MAX_SECTIONS) {
+        snprintf(err, errlen, "at most %d host policy sections", GOV_POLICY_MAX_SECTIONS);
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->nsections; i++)
+        g->sections[i] = cfg->sections[i];
+    g->hosts = (struct gov_policy_hosts){g->sections, cfg->nsections};
+    if (gov_policy_hosts_check(&g->hosts, err, errlen) < 0)
+        goto fail;
 
     /* the policy */
     if (g->policy_path) {
-        r = gov_policy_parse_file(g->policy_path, &g->policy, perrs, &content, &content_len);
+        r = gov_policy_parse_file(g->policy_path, &g->hosts, &g->policy, hv, perrs, &content,
+                                  &content_len);
     } else if (g->embedded_policy) {
-        r = gov_policy_parse_string(g->embedded_policy, strlen(g->embedded_policy), "embedded",
-                                    &g->policy, perrs);
+        r = gov_policy_parse_string_ext(g->embedded_policy, strlen(g->embedded_policy),
+                                        "embedded", &g->hosts, &g->policy, hv, perrs);
         content = strdup(g->embedded_policy);
         content_len = strlen(g->embedded_policy);
     } else {
+        /* the built-in defaults: the host's too */
         gov_policy_defaults(&g->policy);
+        for (unsigned i = 0; i < g->hosts.n; i++)
+            memcpy(hv->v[i], g->sections[i].defaults, g->sections[i].size);
         r = 0;
     }
-    if (r == 0 && cfg->collector_off)
-        gov_policy_collector_default(&g->policy, false);
     if (r < 0) {
         gov_policy_errors_print(perrs, stderr);
         gov_policy_errors_summary(perrs, err, errlen);
@@ -109,11 +122,14 @@ struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen)
     gov_strlcpy(g->status.pressure_trigger, "not started", sizeof(g->status.pressure_trigger));
     atomic_store(&g->level, GOV_LEVEL_NORMAL);
     gov_reserve_fd(g); /* before anything else can take the last descriptors */
+    gov_commit_host_values(g, hv);
     free(perrs);
+    free(hv);
     return g;
 
 fail:
     free(perrs);
+    free(hv);
     gov_free(g);
     return NULL;
 }
@@ -230,7 +246,36 @@ void gov_request_reload(struct gov *g)
     wake_loop(g);
 }
 
+void gov_commit_host_values(struct gov *g, const struct gov_policy_host_values *hv)
+{
+    pthread_mutex_lock(&g->state_lock);
+    g->status.npolicy_values = gov_policy_host_strings(&g->hosts, hv, g->status.policy_values,
+                                                       ARRAY_SIZE(g->status.policy_values));
+    pthread_mutex_unlock(&g->state_lock);
+    for (unsigned i = 0; i < g->hosts.n; i++)
+        if (g->sections[i].commit)
+            g->sections[i].commit(g->sections[i].ctx, hv->v[i]);
+}
+
+void gov_status_policy_foreach(const struct gov_status *st,
+                               void (*fn)(const char *section, const char *key,
+                                          const char *value, void *ud),
+                               void *ud)
+{
+    gov_policy_foreach(&st->policy, NULL, NULL, fn, ud);
+    for (unsigned i = 0; i < st->npolicy_values && i < ARRAY_SIZE(st->policy_values); i++)
+        fn(st->policy_values[i].section, st->policy_values[i].key, st->policy_values[i].value,
+           ud);
+}
+
 /* ---- caches ---------------------------------------------------------------- */
+
+/* What shrinker i holds above its floor. */
+static uint64_t above_floor(const struct gov_shrinker *s, uint64_t bytes)
+{
+    uint64_t floor = s->floor ? s->floor(s->ctx) : 0;
+    return bytes > floor ? bytes - floor : 0;
+}
 
 void gov_count_caches(struct gov *g, uint64_t *bytes, uint64_t *objects)
 {
@@ -243,11 +288,33 @@ void gov_count_caches(struct gov *g, uint64_t *bytes, uint64_t *objects)
     }
 }
 
+/* Bytes held and bytes held above the floors, over all shrinkers. */
+static void count_reclaimable(struct gov *g, uint64_t *bytes, uint64_t *objects,
+                              uint64_t *reclaimable)
+{
+    *bytes = *objects = *reclaimable = 0;
+    for (int i = 0; i < g->nshrinkers; i++) {
+        uint64_t b = 0, o = 0;
+        g->shrinkers[i].count(g->shrinkers[i].ctx, &b, &o);
+        *bytes += b;
+        *objects += o;
+        *reclaimable += above_floor(&g->shrinkers[i], b);
+    }
+}
+
+/* Asks each shrinker, in registration order, for what is still missing,
+ * but never for more than it holds above its floor. */
 uint64_t gov_shrink_caches(struct gov *g, uint64_t bytes)
 {
     uint64_t released = 0;
-    for (int i = 0; i < g->nshrinkers && released < bytes; i++)
-        released += g->shrinkers[i].shrink(g->shrinkers[i].ctx, bytes - released);
+    for (int i = 0; i < g->nshrinkers && released < bytes; i++) {
+        const struct gov_shrinker *s = &g->shrinkers[i];
+        uint64_t held = 0, objects = 0, ask;
+        s->count(s->ctx, &held, &objects);
+        ask = MIN(bytes - released, above_floor(s, held));
+        if (ask > 0)
+            released += s->shrink(s->ctx, ask);
+    }
     return released;
 }
 
@@ -257,8 +324,7 @@ void gov_reading_from_sample(struct gov *g, const struct gov_policy *p,
 {
     gov_effective_limit(s, p, &r->limit, source);
     r->usage = gov_signal_value(s, p);
-    gov_count_caches(g, &r->buffer, &r->objects);
-    r->reclaimable = r->buffer > p->floor ? r->buffer - p->floor : 0;
+    count_reclaimable(g, &r->buffer, &r->objects, &r->reclaimable);
 }
 
 /* ---- decisions: one record for the tick and admission ------------------------- */

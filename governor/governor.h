@@ -1,4 +1,4 @@
-/* governor.h -- the public interface of the governor library.
+/* governor.h -- the public interface of the governor library (libgovernor).
  *
  * The governor keeps a process's in-memory caches below its container's
  * memory limit.  It reads the process's own cgroup, decides with the
@@ -10,32 +10,230 @@
  *
  * Life cycle:
  *
- *   gov_new()             load the policy, locate the cgroup
- *   gov_register_shrinker()  any number of caches (before gov_start)
- *   gov_start()           start the governor thread (sd-event loop)
+ *   gov_new()                load the policy, locate the cgroup
+ *   gov_register_shrinker()  any number of caches, up to 8 (before gov_start)
+ *   gov_start()              start the governor thread (sd-event loop)
  *   ... gov_admit(), gov_status(), gov_request_reload() from any thread ...
  *   gov_stop(); gov_free()
  *
- * This header is the library's only public header: it includes the module
- * headers whose types appear in the interface (policy, cgroup, decision
- * engine, decision log, memory history, logging). */
+ * This is the library's only installed header and it is self-contained: it
+ * includes system headers only.  Build against the installed library with
+ * `pkg-config --cflags --libs governor`.  Every symbol the shared library
+ * exports starts with gov_; everything else is private.
+ *
+ * The policy file (INI) has the library's sections [governor], [memory] and
+ * [thresholds].  A host may add sections of its own (governord's
+ * [collector]): it describes them in gov_config.sections (struct
+ * gov_policy_section) and the library parses, validates and prints them with
+ * its own, and reloads them all-or-nothing together with its own part. */
 #ifndef GOVERNOR_GOVERNOR_H
 #define GOVERNOR_GOVERNOR_H
 
 #include <limits.h>
+#ifndef PATH_MAX /* strict ISO C: limits.h leaves it out; it is the kernel's */
+#include <linux/limits.h>
+#endif
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <syslog.h> /* LOG_ERR ... LOG_DEBUG for gov_log() */
 
-#include "cgroup.h"
-#include "decide.h"
-#include "declog.h"
-#include "history.h"
-#include "log.h"
-#include "policy.h"
-#include "quantity.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks what the shared library exports (built with -fvisibility=hidden). */
+#ifndef GOV_EXPORT
+#define GOV_EXPORT __attribute__((visibility("default")))
+#endif
 
 #define GOVERNOR_VERSION "0.1.0"
+
+/* ---- levels, actions, modes ------------------------------------------------
+ * Levels are entered when usage/limit reaches the policy's fraction and left
+ * only when it falls below that fraction minus the hysteresis:
+ *   normal    caches may grow
+ *   soft      caches stop growing (new data replaces old)
+ *   high      caches shrink so that usage returns to `target`
+ *             (at most once per cooldown)
+ *   critical  everything above the shrinkers' floors is released at once */
+enum gov_level { GOV_LEVEL_NORMAL, GOV_LEVEL_SOFT, GOV_LEVEL_HIGH, GOV_LEVEL_CRITICAL };
+#define GOV_NLEVELS 4
+
+enum gov_action {
+    GOV_ACT_NONE,    /* level or limit change only */
+    GOV_ACT_HOLD,    /* entering soft: growth stops */
+    GOV_ACT_SHRINK,  /* at high: release down to target */
+    GOV_ACT_RELEASE, /* at critical: release everything above the floor */
+    GOV_ACT_EVICT,   /* admission: old data evicted to make room */
+    GOV_ACT_REFUSE,  /* admission: allocation refused */
+};
+
+/* Where the limit in force comes from. */
+enum gov_limit_source { GOV_LIMIT_CGROUP, GOV_LIMIT_POLICY, GOV_LIMIT_HOST };
+
+enum gov_mode { GOV_MODE_ENFORCE, GOV_MODE_OBSERVE };
+enum gov_signal { GOV_SIGNAL_WORKING_SET, GOV_SIGNAL_CURRENT };
+
+/* ---- the policy (the library's sections) ---------------------------------- */
+
+struct gov_policy {
+    /* [governor] */
+    enum gov_mode mode;      /* observe: decide and record, never act */
+    uint32_t interval_ms;    /* timer period of the control loop */
+    uint32_t cooldown_ms;    /* minimum time between two shrinks at `high` */
+    /* [memory] */
+    uint64_t limit;          /* bytes used when no cgroup limit exists; 0 = auto */
+    enum gov_signal signal;  /* which usage figure is compared to the limit */
+    /* [thresholds], fractions of the effective limit */
+    double target, soft, high, critical, hysteresis;
+};
+
+/* Length of a hex SHA-256 with its NUL. */
+#define GOV_POLICY_SHA256_HEX 65
+
+/* ---- host sections of the policy file --------------------------------------
+ * A host application keeps its own settings in the policy file, in sections
+ * of its own, and the library treats them like its own: unknown keys,
+ * duplicates, bad values and out-of-range numbers are errors reported as
+ * "file:line: section.key: what is wrong", a file with any error (in any
+ * section) is refused as a whole, and a reload is all-or-nothing (an invalid
+ * host key rejects the reload and the old policy, library and host parts,
+ * stays in force).
+ *
+ * The host describes each section as a table of typed keys that live in a
+ * struct of its own (`size` bytes, at most GOV_POLICY_SECTION_MAX): the
+ * library fills a copy of `defaults` from the file, calls `finish` (host
+ * rules), and when the whole policy is put in force hands the values to
+ * `commit`.  The values also appear wherever the policy is printed
+ * (gov_policy_check(), gov_status_policy_foreach()). */
+
+#define GOV_POLICY_MAX_SECTIONS 4      /* host sections per governor */
+#define GOV_POLICY_MAX_SECTION_KEYS 16 /* keys per host section */
+#define GOV_POLICY_SECTION_MAX 256     /* bytes of a host section's struct */
+
+enum gov_key_type {
+    GOV_KEY_BOOL,     /* bool: true/yes/on/1, false/no/off/0 */
+    GOV_KEY_MS,       /* uint32_t: whole milliseconds, in [min, max] */
+    GOV_KEY_SIZE,     /* uint64_t: bytes as a Kubernetes quantity (64Mi, 1G), in [min, max] */
+    GOV_KEY_FRACTION, /* double: 0.85 or 85%, in [min, max] */
+};
+
+struct gov_policy_key {
+    const char *name;       /* the key in the file */
+    enum gov_key_type type;
+    size_t offset;          /* offsetof() the field in the host's struct */
+    double min, max;        /* inclusive range (ignored for GOV_KEY_BOOL) */
+};
+
+struct gov_policy_section {
+    const char *name;                   /* "collector" for [collector] */
+    const struct gov_policy_key *keys;  /* in the order they are printed */
+    unsigned nkeys;
+    size_t size;                        /* sizeof the host's struct */
+    const void *defaults;               /* size bytes: values of keys left out */
+    /* Optional (may be NULL): once every key of a file parsed without error;
+     * set[i] tells whether the file set keys[i].  May adjust values (a
+     * default that depends on the host's situation) and may reject them:
+     * returns 0, or -1 with the offending key's index in *key and the reason
+     * in what (reported at the line of that key).  No governor lock is held. */
+    int (*finish)(void *ctx, void *values, const bool *set, unsigned *key, char *what,
+                  size_t whatlen);
+    /* Optional: the values are now in force -- called by gov_new() before it
+     * returns, and on the governor thread for every reload applied (before
+     * the shrinkers' policy_changed).  Must not block nor call back into the
+     * governor. */
+    void (*commit)(void *ctx, const void *values);
+    void *ctx;
+};
+
+/* Validates a policy file ("-": standard input, named <stdin>) with the
+ * given host sections, as the governor would load it.  Returns 0 and writes
+ * the effective policy (every key, library and host sections) as INI to out,
+ * or returns -1 and writes the errors, one "file:line: key: what" per line,
+ * to errors.  Host sections' finish callbacks run; commit does not. */
+GOV_EXPORT int gov_policy_check(const char *path, const struct gov_policy_section *sections,
+                                unsigned nsections, FILE *out, FILE *errors);
+
+/* ---- what the governor reads from the cgroup ------------------------------ */
+
+enum gov_cg_version { GOV_CG_HOST = 0, GOV_CG_V1 = 1, GOV_CG_V2 = 2 };
+
+/* Where the memory figures come from. */
+struct gov_cgroup_loc {
+    enum gov_cg_version version;
+    char dir[PATH_MAX];   /* the own cgroup's directory ("" for host) */
+    char root[PATH_MAX];  /* ancestors are walked up to and including this
+                             directory; "" = while a parent has memory.max */
+    char how[128];        /* how it was found, for status and logs */
+};
+
+/* Pressure stall information of one resource. */
+struct gov_psi {
+    double some_avg10, some_avg60, full_avg10, full_avg60;
+    uint64_t some_total, full_total; /* microseconds */
+};
+
+/* One reading of the memory source.  All byte figures are exact kernel
+ * values; `limit` is the smallest limit found over the cgroup and its
+ * ancestors (memory.max and memory.high on v2), 0 with has_limit false when
+ * none is set. */
+struct gov_cgroup_sample {
+    uint64_t current;        /* memory.current / memory.usage_in_bytes */
+    uint64_t inactive_file;  /* memory.stat inactive_file / total_inactive_file */
+    uint64_t working_set;    /* current - inactive_file, as the kubelet computes it */
+    uint64_t anon, file;     /* memory.stat anon/file (v1: total_rss/total_cache) */
+    bool has_limit;
+    uint64_t limit;
+    char limit_file[PATH_MAX]; /* the file that holds the effective limit */
+    uint64_t peak;           /* memory.peak / max_usage_in_bytes, 0 if unknown */
+    uint64_t events_low, events_high, events_max, events_oom, oom_kills;
+    bool has_psi;
+    struct gov_psi psi;
+    uint64_t host_memtotal;  /* MemTotal of /proc/meminfo */
+    uint64_t host_available; /* MemAvailable, read only when has_limit is false;
+                                0 if unknown */
+};
+
+/* ---- decisions and history -------------------------------------------------- */
+
+#define GOV_DECLOG_SIZE 64
+
+/* One decision: a level change or an action of the tick or of admission.
+ * Repeats of the same admission action are folded into one (repeat). */
+struct gov_decision {
+    uint64_t seq;            /* 1, 2, 3 ... never reused */
+    int64_t wall_ms;         /* wall-clock time of the (latest) event */
+    enum gov_level from, level;
+    enum gov_action action;
+    bool dry_run;            /* observe mode: nothing was done */
+    uint64_t usage, limit;   /* before the action */
+    uint64_t released;       /* bytes released (0 in observe mode) */
+    uint64_t would_release;  /* bytes the action asked for */
+    uint64_t buffer_after;
+    uint32_t repeat;         /* 1 + number of folded repeats */
+    char reason[200];
+};
+
+#define GOV_HISTORY_SIZE 900
+#define GOV_HISTORY_PERIOD_MS 1000
+
+/* One second of memory history (the peak of its ticks).  When the memory
+ * source could not be read in that whole second, ok is false and only
+ * wall_ms, limit and level are meaningful. */
+struct gov_history_sample {
+    int64_t wall_ms;          /* wall-clock time of the second's first tick */
+    uint64_t limit;           /* effective limit */
+    uint64_t usage;           /* the policy's signal */
+    uint64_t working_set;     /* memory.current - inactive_file */
+    uint64_t current;         /* memory.current / usage_in_bytes */
+    uint64_t buffer;          /* bytes held by the shrinkers after the tick */
+    uint8_t level;            /* enum gov_level after the tick */
+    bool ok;                  /* the sample succeeded */
+};
+
+/* ---- the governor ------------------------------------------------------------ */
 
 /* A cache the governor may shrink.  Both callbacks may be called from the
  * governor thread and from whichever thread calls gov_admit(), so they must
@@ -50,6 +248,11 @@ struct gov_shrinker {
      * kernel; returns the bytes actually released (may be less if the cache
      * holds less, never more than it holds). */
     uint64_t (*shrink)(void *ctx, uint64_t bytes);
+    /* Optional (may be NULL): bytes of this cache the governor never takes
+     * (its floor): only what it holds above the floor counts as
+     * reclaimable, and no release asks it for more than that.  Called like
+     * count; NULL means 0. */
+    uint64_t (*floor)(void *ctx);
     /* Optional (may be NULL): a new policy is in force; called on the
      * governor thread with no governor lock held, so that a cache that paces
      * itself by the policy (the collector's interval) can re-arm at once.
@@ -71,10 +274,19 @@ struct gov_hooks {
 struct gov_config {
     const char *cgroup_dir;      /* use this directory as the cgroup; NULL = discover */
     const char *policy_path;     /* policy file to load and watch; NULL = embedded */
-    const char *embedded_policy; /* policy text used when policy_path is NULL */
-    bool collector_off;          /* a policy that does not set [collector] enabled
-                                  * gets enabled = false (governord -- CMD) */
+    const char *embedded_policy; /* policy text used when policy_path is NULL; with
+                                  * neither, the built-in defaults */
+    /* the host's own sections of the policy file (at most
+     * GOV_POLICY_MAX_SECTIONS; copied, the keys and defaults they point to
+     * must stay valid until gov_free) */
+    const struct gov_policy_section *sections;
+    unsigned nsections;
     struct gov_hooks hooks;
+};
+
+/* One key of a host section as it is written in a policy file. */
+struct gov_policy_value {
+    char section[32], key[32], value[48];
 };
 
 /* Counters that only grow, for /metrics. */
@@ -102,8 +314,10 @@ struct gov_status {
     struct gov_cgroup_loc cgroup;
     /* buffer (sum over shrinkers) */
     uint64_t buffer_bytes, buffer_objects;
-    /* policy */
+    /* policy: the library's part, and the host sections' values as printed */
     struct gov_policy policy;
+    unsigned npolicy_values;
+    struct gov_policy_value policy_values[GOV_POLICY_MAX_SECTIONS * GOV_POLICY_MAX_SECTION_KEYS];
     char policy_source[PATH_MAX];      /* file path, or "embedded" */
     char policy_sha256[GOV_POLICY_SHA256_HEX]; /* hex SHA-256 of its bytes */
     uint64_t policy_generation;        /* 1 for the policy loaded at start */
@@ -127,14 +341,14 @@ struct gov;
 /* Creates a governor: loads the policy (file or embedded text) and locates
  * the cgroup.  Returns NULL with a message in err on failure; a policy with
  * errors is printed to stderr line by line. */
-struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen);
+GOV_EXPORT struct gov *gov_new(const struct gov_config *cfg, char *err, size_t errlen);
 
 /* Registers a cache; at most 8, and only before gov_start().  Returns 0/-1. */
-int gov_register_shrinker(struct gov *g, const struct gov_shrinker *s);
+GOV_EXPORT int gov_register_shrinker(struct gov *g, const struct gov_shrinker *s);
 
 /* Starts the governor thread and waits for its first sample (the status is
  * complete when it returns).  Returns 0, or -1 with err. */
-int gov_start(struct gov *g, char *err, size_t errlen);
+GOV_EXPORT int gov_start(struct gov *g, char *err, size_t errlen);
 
 /* How long gov_stop() waits for the governor thread. */
 #define GOV_STOP_TIMEOUT_MS 5000
@@ -143,55 +357,113 @@ int gov_start(struct gov *g, char *err, size_t errlen);
  * (0: only if it has ended already).  Returns true when the thread has
  * ended (or never ran), false when it is still running -- then nothing it
  * uses may be freed; calling again later may still join it. */
-bool gov_stop_within(struct gov *g, unsigned timeout_ms);
+GOV_EXPORT bool gov_stop_within(struct gov *g, unsigned timeout_ms);
 
 /* gov_stop_within(g, GOV_STOP_TIMEOUT_MS), and a log line when the thread
  * did not stop: a governor stuck in a system call must not hold up a
  * SIGTERM forever.  Returns whether it stopped. */
-bool gov_stop(struct gov *g);
+GOV_EXPORT bool gov_stop(struct gov *g);
 
 /* Stops the thread (gov_stop) and frees the governor.  If the thread does
  * not stop, nothing is freed: the memory stays allocated until the process
  * exits rather than being freed under a running thread. */
-void gov_free(struct gov *g);
+GOV_EXPORT void gov_free(struct gov *g);
 
 /* Asks the governor thread to reload the policy file.  Async-signal-safe. */
-void gov_request_reload(struct gov *g);
+GOV_EXPORT void gov_request_reload(struct gov *g);
 
 /* Admission control, called before allocating `bytes` for a cache: samples
  * memory now, evicts from the shrinkers if needed, and returns true when the
  * allocation may proceed.  Refusals and evictions are counted and recorded. */
-bool gov_admit(struct gov *g, uint64_t bytes);
+GOV_EXPORT bool gov_admit(struct gov *g, uint64_t bytes);
 
 /* Copies the current status (takes state_lock briefly). */
-void gov_status(struct gov *g, struct gov_status *out);
+GOV_EXPORT void gov_status(struct gov *g, struct gov_status *out);
 
 /* Like gov_status() without the decisions (ndecisions is 0, decisions[] is
  * left as it is): for readers that do not show them, such as /metrics, so
  * that state_lock is held only for the short part of the status. */
-void gov_status_brief(struct gov *g, struct gov_status *out);
+GOV_EXPORT void gov_status_brief(struct gov *g, struct gov_status *out);
 
 /* Copies the memory history -- the samples taken after since_ms (0 = all),
  * oldest first, at most max (the newest ones) -- and, when st is not NULL,
  * the status, both under one hold of state_lock so that they agree.
  * Returns the number of samples copied. */
-unsigned gov_history_snapshot(struct gov *g, int64_t since_ms, struct gov_history_sample *out,
+GOV_EXPORT unsigned gov_history_snapshot(struct gov *g, int64_t since_ms, struct gov_history_sample *out,
                               unsigned max, struct gov_status *st);
 
-/* A copy of the policy in force. */
-void gov_policy(struct gov *g, struct gov_policy *out);
-
 /* Current level (lock-free). */
-enum gov_level gov_level(struct gov *g);
+GOV_EXPORT enum gov_level gov_level(struct gov *g);
 
 /* Liveness: true while the tick timer really armed is at most max(2 of its
  * intervals, 2 s) overdue, i.e. the loop ticks (a reload that changes the
  * interval re-arms the timer at once). */
-bool gov_alive(struct gov *g);
+GOV_EXPORT bool gov_alive(struct gov *g);
 
 /* Readiness: true when a policy is loaded and the last sample succeeded;
  * otherwise false with the reason in why. */
-bool gov_ready(struct gov *g, char *why, size_t len);
+GOV_EXPORT bool gov_ready(struct gov *g, char *why, size_t len);
+
+/* Calls fn(section, key, value) for every key of the policy in st, library
+ * sections first, then the host's, with values written as in a policy file
+ * (what /governor shows as policy.values). */
+GOV_EXPORT void gov_status_policy_foreach(const struct gov_status *st,
+                                          void (*fn)(const char *section, const char *key,
+                                                     const char *value, void *ud),
+                                          void *ud);
+
+/* ---- names used in JSON, logs and metrics ------------------------------------ */
+
+GOV_EXPORT const char *gov_level_name(enum gov_level l);
+GOV_EXPORT const char *gov_action_name(enum gov_action a);
+GOV_EXPORT const char *gov_limit_source_name(enum gov_limit_source s);
+GOV_EXPORT const char *gov_mode_name(enum gov_mode m);
+GOV_EXPORT const char *gov_signal_name(enum gov_signal s);
+GOV_EXPORT const char *gov_cg_version_name(enum gov_cg_version v); /* "v1", "v2", "host" */
+
+/* Formats bytes compactly with binary suffixes: 0, 512, 1Ki, 1.5Gi ... with
+ * at most one decimal.  Returns buf.  16 bytes are always enough. */
+GOV_EXPORT char *gov_quantity_format(uint64_t bytes, char *buf, size_t len);
+
+/* ---- logging ---------------------------------------------------------------------
+ * The library logs one structured line per event (start, level_change,
+ * shrink, reload, ...) to stderr, as JSON by default; a host may use the
+ * same logger for its own events so that its lines look alike. */
+
+enum gov_log_format { GOV_LOG_JSON, GOV_LOG_TEXT, GOV_LOG_JOURNAL };
+
+/* Sets the output format and the least important priority written
+ * (LOG_DEBUG .. LOG_ERR).  Process-wide: call once before gov_start(). */
+GOV_EXPORT void gov_log_setup(enum gov_log_format format, int max_priority);
+
+/* Parses "json", "text", "journal" or "auto" (journal when JOURNAL_STREAM
+ * names stderr, else json).  Returns 0 or -1. */
+GOV_EXPORT int gov_log_format_parse(const char *name, enum gov_log_format *out);
+
+/* Logs an event: priority (LOG_*), event name, human message, and optional
+ * fields given as a jansson pack format for an object ("{s:s, s:I}")
+ * followed by its arguments (NULL: none).  Thread-safe. */
+GOV_EXPORT void gov_log(int priority, const char *event, const char *msg, const char *fields,
+                        ...);
+
+/* ---- text ------------------------------------------------------------------------
+ * Every string in a gov_status is valid UTF-8 (foreign bytes repaired with
+ * U+FFFD).  These let a host do the same with its own strings before it
+ * puts them in JSON: each maximal ill-formed subpart becomes one U+FFFD. */
+
+/* True when the len bytes at s are well-formed UTF-8. */
+GOV_EXPORT bool gov_utf8_valid(const char *s, size_t len);
+
+/* s made well-formed, as a malloc'd copy (NULL only when out of memory). */
+GOV_EXPORT char *gov_utf8_sanitize(const char *s);
+
+/* Where to cut the len bytes at s to fit max bytes without cutting a
+ * character in two: the length of the longest such prefix. */
+GOV_EXPORT size_t gov_utf8_cut(const char *s, size_t len, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
 
 /* ---- the trim protocol's C client (docs/protocol.md) ------------------------------
  *

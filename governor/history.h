@@ -22,22 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define GOV_HISTORY_SIZE 900
-#define GOV_HISTORY_PERIOD_MS 1000
-
-/* One second of history.  When the memory source could not be read in that
- * whole second, ok is false and only wall_ms, limit and level are meaningful
- * (the last known limit and level), so the page can show the hole. */
-struct gov_history_sample {
-    int64_t wall_ms;          /* wall-clock time of the second's first tick */
-    uint64_t limit;           /* effective limit */
-    uint64_t usage;           /* the policy's signal */
-    uint64_t working_set;     /* memory.current - inactive_file */
-    uint64_t current;         /* memory.current / usage_in_bytes */
-    uint64_t buffer;          /* bytes held by the shrinkers after the tick */
-    uint8_t level;            /* enum gov_level after the tick */
-    bool ok;                  /* the sample succeeded */
-};
+#include "governor.h" /* struct gov_history_sample, GOV_HISTORY_SIZE */
 
 struct gov_history {
     struct gov_history_sample ring[GOV_HISTORY_SIZE];

@@ -27,8 +27,9 @@
  *     tick's and admission's releases) or with no lock (counting), never
  *     with state_lock; they take only their own locks and never call back
  *     into the governor, so no lock-order cycle is possible;
- *   - shrinkers' policy_changed callbacks run on the governor thread with no
- *     governor lock held. */
+ *   - shrinkers' policy_changed callbacks and host sections' commit
+ *     callbacks run on the governor thread (commit also in gov_new()) with
+ *     no governor lock held; shrinkers' floor callbacks run like count. */
 #ifndef GOVERNOR_INTERNAL_H
 #define GOVERNOR_INTERNAL_H
 
@@ -36,7 +37,13 @@
 #include <stdatomic.h>
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
+#include "decide.h"
+#include "declog.h"
 #include "governor.h"
+#include "history.h"
+#include "log.h"
+#include "policy.h"
 
 #define GOV_MAX_SHRINKERS 8
 
@@ -47,7 +54,8 @@ struct gov {
     struct gov_hooks hooks;
     struct gov_shrinker shrinkers[GOV_MAX_SHRINKERS];
     int nshrinkers;
-    bool collector_off;        /* gov_config.collector_off */
+    struct gov_policy_section sections[GOV_POLICY_MAX_SECTIONS]; /* the host's */
+    struct gov_policy_hosts hosts; /* points at sections */
 
     /* governor thread only */
     struct gov_cgroup *cg;
@@ -109,6 +117,14 @@ void gov_reload_policy(struct gov *g, const char *trigger, bool forced);
 
 /* reload.c: takes the reserve descriptor if it is not held (idempotent). */
 void gov_reserve_fd(struct gov *g);
+
+/* governor.c: a copy of the policy in force (takes state_lock). */
+void gov_policy(struct gov *g, struct gov_policy *out);
+
+/* governor.c: puts host values in force: publishes them as strings in
+ * status (under state_lock) and hands them to each section's commit
+ * callback (without it).  Called by gov_new() and reload.c. */
+void gov_commit_host_values(struct gov *g, const struct gov_policy_host_values *hv);
 
 /* governor.c: shared helpers used by the loop. */
 void gov_count_caches(struct gov *g, uint64_t *bytes, uint64_t *objects);

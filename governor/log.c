@@ -42,7 +42,8 @@ void gov_log_setup(enum gov_log_format format, int max_priority)
     log_max_priority = max_priority;
 }
 
-bool gov_log_stderr_is_journal(void)
+/* True when the JOURNAL_STREAM environment variable matches stderr. */
+static bool stderr_is_journal(void)
 {
     const char *e = getenv("JOURNAL_STREAM");
     unsigned long long dev, ino;
@@ -70,7 +71,7 @@ int gov_log_format_parse(const char *name, enum gov_log_format *out)
     else if (strcmp(name, "journal") == 0)
         *out = GOV_LOG_JOURNAL;
     else if (strcmp(name, "auto") == 0)
-        *out = gov_log_stderr_is_journal() ? GOV_LOG_JOURNAL : GOV_LOG_JSON;
+        *out = stderr_is_journal() ? GOV_LOG_JOURNAL : GOV_LOG_JSON;
     else
         return -1;
     return 0;

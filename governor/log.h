@@ -27,21 +27,6 @@
 #include <stdbool.h>
 #include <syslog.h>
 
-enum gov_log_format { GOV_LOG_JSON, GOV_LOG_TEXT, GOV_LOG_JOURNAL };
-
-/* Sets the output format and the least important priority written
- * (LOG_DEBUG .. LOG_ERR). */
-void gov_log_setup(enum gov_log_format format, int max_priority);
-
-/* Parses "json", "text", "journal" or "auto" (journal when JOURNAL_STREAM
- * names stderr, else json).  Returns 0 or -1. */
-int gov_log_format_parse(const char *name, enum gov_log_format *out);
-
-/* True when the JOURNAL_STREAM environment variable matches stderr. */
-bool gov_log_stderr_is_journal(void);
-
-/* Logs an event.  fields may be NULL or a jansson pack format for an object,
- * followed by its arguments. */
-void gov_log(int priority, const char *event, const char *msg, const char *fields, ...);
+#include "governor.h" /* gov_log(), gov_log_setup(), gov_log_format_parse() */
 
 #endif

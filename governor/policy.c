@@ -13,6 +13,14 @@
  * Cross-field rules (threshold order) run after all keys are read, so that a
  * file may list keys in any order.
  *
+ * A host's own sections (struct gov_policy_section, governord's [collector])
+ * go through the same table code: each host key is turned into a key_def
+ * whose offset lies in the host's struct instead of struct gov_policy, so
+ * its values are parsed, range-checked and printed exactly like the
+ * library's.  The values of one parse live in fixed slots (struct
+ * gov_policy_host_values) and reach the host only when the whole policy is
+ * put in force (gov_new, reload.c).
+ *
  * The SHA-256 of a policy's bytes comes from nettle (Debian's libnettle8):
  * a small library that libgnutls, and so the base image, already carries,
  * where OpenSSL's libcrypto would add megabytes for one hash. */
@@ -54,14 +62,80 @@ static const struct key_def keys[] = {
     {"thresholds", "high", T_FRACTION, OFF(high), 0.01, 1.0},
     {"thresholds", "critical", T_FRACTION, OFF(critical), 0.01, 1.0},
     {"thresholds", "hysteresis", T_FRACTION, OFF(hysteresis), 0.0, 0.2},
-    {"collector", "enabled", T_BOOL, OFF(collector_enabled), 0, 0},
-    {"collector", "block_size", T_SIZE, OFF(block_size), 4096.0, 17179869184.0 /* 16Gi */},
-    {"collector", "interval_ms", T_MS, OFF(collector_interval_ms), 1, 3600000},
-    {"collector", "floor", T_SIZE, OFF(floor), 0.0, (double)GOV_QUANTITY_MAX},
 };
 #define NKEYS ARRAY_SIZE(keys)
 
-static const char *const sections[] = {"governor", "memory", "thresholds", "collector"};
+static const char *const lib_sections[] = {"governor", "memory", "thresholds"};
+
+/* The key_def of a host section's key i. */
+static struct key_def host_key(const struct gov_policy_section *sec, unsigned i)
+{
+    static const enum key_type types[] = {
+        [GOV_KEY_BOOL] = T_BOOL, [GOV_KEY_MS] = T_MS, [GOV_KEY_SIZE] = T_SIZE,
+        [GOV_KEY_FRACTION] = T_FRACTION};
+    const struct gov_policy_key *k = &sec->keys[i];
+    return (struct key_def){sec->name, k->name, types[k->type], k->offset, k->min, k->max};
+}
+
+/* Bytes a value of type t takes in the host's struct. */
+static size_t type_size(enum gov_key_type t)
+{
+    switch (t) {
+    case GOV_KEY_BOOL:
+        return sizeof(bool);
+    case GOV_KEY_MS:
+        return sizeof(uint32_t);
+    case GOV_KEY_SIZE:
+        return sizeof(uint64_t);
+    case GOV_KEY_FRACTION:
+        return sizeof(double);
+    }
+    return 0;
+}
+
+int gov_policy_hosts_check(const struct gov_policy_hosts *h, char *err, size_t errlen)
+{
+    if (!h || h->n == 0)
+        return 0;
+    if (h->n > GOV_POLICY_MAX_SECTIONS || !h->sections) {
+        snprintf(err, errlen, "policy: at most %d host sections", GOV_POLICY_MAX_SECTIONS);
+        return -1;
+    }
+    for (unsigned i = 0; i < h->n; i++) {
+        const struct gov_policy_section *sec = &h->sections[i];
+        if (!sec->name || !*sec->name || strlen(sec->name) >= 32 || strchr(sec->name, ']')) {
+            snprintf(err, errlen, "policy: host section %u has no usable name", i);
+            return -1;
+        }
+        for (size_t j = 0; j < ARRAY_SIZE(lib_sections); j++)
+            if (strcmp(lib_sections[j], sec->name) == 0) {
+                snprintf(err, errlen, "policy: [%s] is a section of the library", sec->name);
+                return -1;
+            }
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(h->sections[j].name, sec->name) == 0) {
+                snprintf(err, errlen, "policy: [%s] registered twice", sec->name);
+                return -1;
+            }
+        if (sec->size > GOV_POLICY_SECTION_MAX || !sec->defaults || !sec->keys ||
+            sec->nkeys == 0 || sec->nkeys > GOV_POLICY_MAX_SECTION_KEYS) {
+            snprintf(err, errlen,
+                     "policy: [%s]: needs defaults and 1 to %d keys in at most %d bytes",
+                     sec->name, GOV_POLICY_MAX_SECTION_KEYS, GOV_POLICY_SECTION_MAX);
+            return -1;
+        }
+        for (unsigned j = 0; j < sec->nkeys; j++) {
+            const struct gov_policy_key *k = &sec->keys[j];
+            size_t sz = (unsigned)k->type <= GOV_KEY_FRACTION ? type_size(k->type) : 0;
+            if (!k->name || !*k->name || strlen(k->name) >= 32 || sz == 0 ||
+                k->offset + sz > sec->size || k->offset % sz != 0) {
+                snprintf(err, errlen, "policy: [%s]: key %u is not usable", sec->name, j);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
 
 const char *gov_mode_name(enum gov_mode m)
 {
@@ -86,10 +160,6 @@ void gov_policy_defaults(struct gov_policy *p)
         .high = 0.85,
         .critical = 0.95,
         .hysteresis = 0.05,
-        .collector_enabled = true,
-        .block_size = 64ull << 20,
-        .collector_interval_ms = 1000,
-        .floor = 0,
     };
 }
 
@@ -229,11 +299,12 @@ static bool parse_bool(const char *v, bool *out)
     return false;
 }
 
-/* Parses value v for key k into policy p; on failure adds an error. */
-static void parse_value(const struct key_def *k, const char *v, struct gov_policy *p, int line,
+/* Parses value v for key k into the struct at base (struct gov_policy, or a
+ * host section's); on failure adds an error. */
+static void parse_value(const struct key_def *k, const char *v, void *base, int line,
                         const char *qname, struct gov_policy_errors *errs)
 {
-    void *field = (char *)p + k->offset; /* the member of type k->type */
+    void *field = (char *)base + k->offset; /* the member of type k->type */
     const char *why = NULL;
     uint64_t u;
     double d;
@@ -316,14 +387,42 @@ struct parse_ctx {
     struct gov_policy_errors *errs;
     int key_line[NKEYS];       /* where each key was set (0 = not set) */
     bool in_unknown_section;
+    const struct gov_policy_hosts *hosts; /* NULL: none */
+    struct gov_policy_host_values hv;     /* host values being filled */
+    int host_line[GOV_POLICY_MAX_SECTIONS][GOV_POLICY_MAX_SECTION_KEYS];
 };
 
-static bool known_section(const char *s, size_t n)
+static unsigned nhosts(const struct gov_policy_hosts *h)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
-        if (strlen(sections[i]) == n && strncmp(sections[i], s, n) == 0)
+    return h ? h->n : 0;
+}
+
+static bool known_section(const struct parse_ctx *c, const char *s, size_t n)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(lib_sections); i++)
+        if (strlen(lib_sections[i]) == n && strncmp(lib_sections[i], s, n) == 0)
+            return true;
+    for (unsigned i = 0; i < nhosts(c->hosts); i++)
+        if (strlen(c->hosts->sections[i].name) == n &&
+            strncmp(c->hosts->sections[i].name, s, n) == 0)
             return true;
     return false;
+}
+
+/* "governor, memory, thresholds or collector": every section name. */
+static void section_list(const struct gov_policy_hosts *h, char *buf, size_t len)
+{
+    size_t total = ARRAY_SIZE(lib_sections) + nhosts(h), used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < total && used < len; i++) {
+        const char *name = i < ARRAY_SIZE(lib_sections) ? lib_sections[i]
+                                                    : h->sections[i - ARRAY_SIZE(lib_sections)].name;
+        int n = snprintf(buf + used, len - used, "%s%s",
+                         i == 0 ? "" : i + 1 == total ? " or " : ", ", name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
 }
 
 /* Checks the shape of one stripped line; returns false (after reporting) for
@@ -351,11 +450,12 @@ static bool check_line(struct parse_ctx *c, const char *s, size_t n, char *out, 
         }
         while (len && (name[len - 1] == ' ' || name[len - 1] == '\t'))
             len--;
-        c->in_unknown_section = !known_section(name, len);
+        c->in_unknown_section = !known_section(c, name, len);
         if (c->in_unknown_section) {
+            char list[128];
+            section_list(c->hosts, list, sizeof(list));
             snprintf(label, sizeof(label), "[%.*s]", (int)MIN(len, 40), name);
-            add_error(c->errs, c->line, label,
-                      "unknown section (expected governor, memory, thresholds or collector)");
+            add_error(c->errs, c->line, label, "unknown section (expected %s)", list);
         }
         /* hand inih the header without inner blanks: "[ memory ]" is [memory] */
         *out_len = (size_t)snprintf(out, out_size, "[%.*s]", (int)len, name);
@@ -459,6 +559,29 @@ static int policy_handler(void *user, const char *section, const char *name, con
         parse_value(&keys[i], value, &c->policy, c->line, qname, c->errs);
         return 1;
     }
+    for (unsigned s = 0; s < nhosts(c->hosts); s++) {
+        const struct gov_policy_section *sec = &c->hosts->sections[s];
+        if (strcmp(sec->name, section) != 0)
+            continue;
+        for (unsigned i = 0; i < sec->nkeys; i++) {
+            struct key_def k;
+            if (strcmp(sec->keys[i].name, name) != 0)
+                continue;
+            if (c->host_line[s][i]) {
+                add_error(c->errs, c->line, qname, "duplicate key (first set on line %d)",
+                          c->host_line[s][i]);
+                return 1;
+            }
+            c->host_line[s][i] = c->line;
+            if (!*value) {
+                add_error(c->errs, c->line, qname, "empty value");
+                return 1;
+            }
+            k = host_key(sec, i);
+            parse_value(&k, value, c->hv.v[s], c->line, qname, c->errs);
+            return 1;
+        }
+    }
     add_error(c->errs, c->line, qname, "unknown key in [%s]", section);
     return 1;
 }
@@ -498,10 +621,26 @@ static int validate(const struct gov_policy *p, const struct parse_ctx *c,
     return errs->count + errs->dropped - before;
 }
 
-void gov_policy_collector_default(struct gov_policy *p, bool enabled)
+/* The host sections' own rules (finish callbacks), once the file parsed
+ * without error. */
+static void finish_hosts(struct parse_ctx *c)
 {
-    if (!p->collector_enabled_set)
-        p->collector_enabled = enabled;
+    for (unsigned s = 0; s < nhosts(c->hosts); s++) {
+        const struct gov_policy_section *sec = &c->hosts->sections[s];
+        bool set[GOV_POLICY_MAX_SECTION_KEYS];
+        unsigned key = 0;
+        char what[160] = "", qname[72];
+        if (!sec->finish)
+            continue;
+        for (unsigned i = 0; i < sec->nkeys; i++)
+            set[i] = c->host_line[s][i] != 0;
+        if (sec->finish(sec->ctx, c->hv.v[s], set, &key, what, sizeof(what)) == 0)
+            continue;
+        if (key >= sec->nkeys)
+            key = 0;
+        snprintf(qname, sizeof(qname), "%s.%s", sec->name, sec->keys[key].name);
+        add_error(c->errs, c->host_line[s][key], qname, "%s", what[0] ? what : "rejected");
+    }
 }
 
 int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *errs)
@@ -512,37 +651,64 @@ int gov_policy_validate(const struct gov_policy *p, struct gov_policy_errors *er
 int gov_policy_parse_string(const char *text, size_t len, const char *name, struct gov_policy *out,
                             struct gov_policy_errors *errs)
 {
-    struct parse_ctx c = {.p = text, .end = text + len, .errs = errs};
+    return gov_policy_parse_string_ext(text, len, name, NULL, out, NULL, errs);
+}
+
+int gov_policy_parse_string_ext(const char *text, size_t len, const char *name,
+                                const struct gov_policy_hosts *h, struct gov_policy *out,
+                                struct gov_policy_host_values *hv,
+                                struct gov_policy_errors *errs)
+{
+    /* the context holds the host values: on the heap, not the stack */
+    _cleanup_free_ struct parse_ctx *cp = calloc(1, sizeof(*cp));
     int r;
 
     memset(errs, 0, sizeof(*errs));
     name = name ? name : "policy";
     gov_utf8_sanitize_into(errs->file, sizeof(errs->file), name, strlen(name));
-    gov_policy_defaults(&c.policy);
+    if (!cp) {
+        add_error(errs, 0, "", "out of memory");
+        return -1;
+    }
+    cp->p = text;
+    cp->end = text + len;
+    cp->errs = errs;
+    cp->hosts = h && h->n ? h : NULL;
+    gov_policy_defaults(&cp->policy);
+    for (unsigned i = 0; i < nhosts(cp->hosts); i++)
+        memcpy(cp->hv.v[i], cp->hosts->sections[i].defaults, cp->hosts->sections[i].size);
 
-    r = ini_parse_stream(policy_reader, &c, policy_handler, &c);
+    r = ini_parse_stream(policy_reader, cp, policy_handler, cp);
     if (r != 0 && errs->count == 0)
         add_error(errs, r > 0 ? r : 0, "", "syntax error");
     if (errs->count + errs->dropped == 0) {
         bool any = false;
         for (size_t i = 0; i < NKEYS; i++)
-            any = any || c.key_line[i] != 0;
+            any = any || cp->key_line[i] != 0;
+        for (unsigned s = 0; s < nhosts(cp->hosts); s++)
+            for (unsigned i = 0; i < cp->hosts->sections[s].nkeys; i++)
+                any = any || cp->host_line[s][i] != 0;
         /* a truncated or emptied ConfigMap must not reset every setting */
-        if (!any)
+        if (!any) {
             add_error(errs, 0, "",
                       "no settings (empty, or only comments): refused, so that an emptied "
                       "file cannot silently reset the policy to the defaults");
-        else
-            validate(&c.policy, &c, errs);
+        } else {
+            validate(&cp->policy, cp, errs);
+            if (errs->count + errs->dropped == 0)
+                finish_hosts(cp);
+        }
     }
-    c.policy.collector_enabled_set = line_of(&c, "collector", "enabled") != 0;
     if (errs->count + errs->dropped > 0)
         return -1;
-    *out = c.policy;
+    *out = cp->policy;
+    if (hv)
+        *hv = cp->hv;
     return 0;
 }
 
-int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
+int gov_policy_parse_fd(int fd, const char *name, const struct gov_policy_hosts *h,
+                        struct gov_policy *out, struct gov_policy_host_values *hv,
                         struct gov_policy_errors *errs, char **content, size_t *content_len)
 {
     _cleanup_free_ char *buf = NULL;
@@ -574,7 +740,7 @@ int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
         }
         got = (size_t)n;
     }
-    r = gov_policy_parse_string(buf, got, name, out, errs);
+    r = gov_policy_parse_string_ext(buf, got, name, h, out, hv, errs);
     if (content) {
         char *copy = malloc(got + 1);
         if (copy) {
@@ -588,8 +754,9 @@ int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
     return r;
 }
 
-int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_policy_errors *errs,
-                          char **content, size_t *content_len)
+int gov_policy_parse_file(const char *path, const struct gov_policy_hosts *h,
+                          struct gov_policy *out, struct gov_policy_host_values *hv,
+                          struct gov_policy_errors *errs, char **content, size_t *content_len)
 {
     _cleanup_close_ int fd = -1;
     struct stat st;
@@ -618,7 +785,7 @@ int gov_policy_parse_file(const char *path, struct gov_policy *out, struct gov_p
         add_error(errs, 0, "", "is not a regular file");
         return -1;
     }
-    return gov_policy_parse_fd(fd, path, out, errs, content, content_len);
+    return gov_policy_parse_fd(fd, path, h, out, hv, errs, content, content_len);
 }
 
 /* ---- printing ------------------------------------------------------------ */
@@ -642,10 +809,9 @@ static void format_fraction(double d, char *buf, size_t len)
     }
 }
 
-static void format_value(const struct key_def *k, const struct gov_policy *p, char *buf,
-                         size_t len)
+static void format_value(const struct key_def *k, const void *base, char *buf, size_t len)
 {
-    const void *field = (const char *)p + k->offset; /* the member of type k->type */
+    const void *field = (const char *)base + k->offset; /* the member of type k->type */
     switch (k->type) {
     case T_MODE:
         snprintf(buf, len, "%s", gov_mode_name(*(const enum gov_mode *)field));
@@ -684,7 +850,8 @@ static void format_value(const struct key_def *k, const struct gov_policy *p, ch
     }
 }
 
-void gov_policy_foreach(const struct gov_policy *p,
+void gov_policy_foreach(const struct gov_policy *p, const struct gov_policy_hosts *h,
+                        const struct gov_policy_host_values *hv,
                         void (*fn)(const char *section, const char *key, const char *value,
                                    void *ud),
                         void *ud)
@@ -694,6 +861,31 @@ void gov_policy_foreach(const struct gov_policy *p,
         format_value(&keys[i], p, value, sizeof(value));
         fn(keys[i].section, keys[i].name, value, ud);
     }
+    for (unsigned s = 0; hv && s < nhosts(h); s++) {
+        const struct gov_policy_section *sec = &h->sections[s];
+        for (unsigned i = 0; i < sec->nkeys; i++) {
+            struct key_def k = host_key(sec, i);
+            format_value(&k, hv->v[s], value, sizeof(value));
+            fn(sec->name, sec->keys[i].name, value, ud);
+        }
+    }
+}
+
+unsigned gov_policy_host_strings(const struct gov_policy_hosts *h,
+                                 const struct gov_policy_host_values *hv,
+                                 struct gov_policy_value *out, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned s = 0; s < nhosts(h); s++) {
+        const struct gov_policy_section *sec = &h->sections[s];
+        for (unsigned i = 0; i < sec->nkeys && n < max; i++, n++) {
+            struct key_def k = host_key(sec, i);
+            gov_strlcpy(out[n].section, sec->name, sizeof(out[n].section));
+            gov_strlcpy(out[n].key, sec->keys[i].name, sizeof(out[n].key));
+            format_value(&k, hv->v[s], out[n].value, sizeof(out[n].value));
+        }
+    }
+    return n;
 }
 
 static void write_key(const char *section, const char *key, const char *value, void *ud)
@@ -706,10 +898,41 @@ static void write_key(const char *section, const char *key, const char *value, v
     fprintf(w->f, "%s = %s\n", key, value);
 }
 
-void gov_policy_write(const struct gov_policy *p, FILE *f)
+void gov_policy_write(const struct gov_policy *p, const struct gov_policy_hosts *h,
+                      const struct gov_policy_host_values *hv, FILE *f)
 {
     struct { FILE *f; const char *section; } w = {f, NULL};
-    gov_policy_foreach(p, write_key, &w);
+    gov_policy_foreach(p, h, hv, write_key, &w);
+}
+
+int gov_policy_check(const char *path, const struct gov_policy_section *sections,
+                     unsigned nsections, FILE *out, FILE *errors)
+{
+    struct gov_policy_errors *errs = malloc(sizeof(*errs));
+    struct gov_policy_host_values *hv = malloc(sizeof(*hv));
+    struct gov_policy_hosts h = {sections, nsections};
+    struct gov_policy p;
+    char err[256];
+    int r = -1;
+
+    if (!errs || !hv) {
+        fprintf(errors, "%s: out of memory\n", path);
+    } else if (gov_policy_hosts_check(&h, err, sizeof(err)) < 0) {
+        fprintf(errors, "%s\n", err);
+    } else {
+        /* the daemon's reader: the same size limit, the same messages */
+        if (strcmp(path, "-") == 0)
+            r = gov_policy_parse_fd(STDIN_FILENO, "<stdin>", &h, &p, hv, errs, NULL, NULL);
+        else
+            r = gov_policy_parse_file(path, &h, &p, hv, errs, NULL, NULL);
+        if (r < 0)
+            gov_policy_errors_print(errs, errors);
+        else
+            gov_policy_write(&p, &h, hv, out);
+    }
+    free(errs);
+    free(hv);
+    return r < 0 ? -1 : 0;
 }
 
 void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX])

@@ -1,11 +1,12 @@
 /* policy.h -- the governor's policy: model, defaults, INI parser, validator.
  *
- * A policy is a small INI file (parsed with inih) with four sections:
+ * A policy is a small INI file (parsed with inih) with the library's three
+ * sections and the host's own (struct gov_policy_section, e.g. governord's
+ * [collector]):
  *
  *   [governor]   mode = enforce|observe, interval_ms, cooldown_ms
  *   [memory]     limit = auto|<size>, signal = working_set|current
  *   [thresholds] target, soft, high, critical (fractions of the limit), hysteresis
- *   [collector]  enabled, block_size, interval_ms, floor
  *
  * Keys left out keep their defaults (the values of policies/default.ini),
  * but a file must set at least one key: an empty file is refused, so that a
@@ -21,25 +22,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum gov_mode { GOV_MODE_ENFORCE, GOV_MODE_OBSERVE };
-enum gov_signal { GOV_SIGNAL_WORKING_SET, GOV_SIGNAL_CURRENT };
+#include "governor.h" /* struct gov_policy, struct gov_policy_section */
 
-struct gov_policy {
-    /* [governor] */
-    enum gov_mode mode;      /* observe: decide and record, never act */
-    uint32_t interval_ms;    /* timer period of the control loop */
-    uint32_t cooldown_ms;    /* minimum time between two shrinks at `high` */
-    /* [memory] */
-    uint64_t limit;          /* bytes used when no cgroup limit exists; 0 = auto */
-    enum gov_signal signal;  /* which usage figure is compared to the limit */
-    /* [thresholds], fractions of the effective limit */
-    double target, soft, high, critical, hysteresis;
-    /* [collector] */
-    bool collector_enabled;
-    bool collector_enabled_set; /* the file set [collector] enabled itself */
-    uint64_t block_size;     /* bytes per block */
-    uint32_t collector_interval_ms;
-    uint64_t floor;          /* bytes of buffer the governor never releases */
+/* The host's sections of a policy and, for one parse, their values: one
+ * fixed slot per section (no allocation), filled from the section's
+ * defaults and then from the file. */
+struct gov_policy_hosts {
+    const struct gov_policy_section *sections;
+    unsigned n;
+};
+struct gov_policy_host_values {
+    _Alignas(16) unsigned char v[GOV_POLICY_MAX_SECTIONS][GOV_POLICY_SECTION_MAX];
 };
 
 /* Largest policy file accepted (a ConfigMap is at most 1 MiB anyway). */
@@ -59,32 +52,46 @@ struct gov_policy_errors {
     struct gov_policy_error e[GOV_POLICY_MAX_ERRORS];
 };
 
+/* Checks that host sections are usable: names that are not the library's
+ * (nor each other's), at most the maximum of sections and keys, sizes that
+ * fit, keys whose fields lie inside the struct.  Returns 0, or -1 with a
+ * message in err. */
+int gov_policy_hosts_check(const struct gov_policy_hosts *h, char *err, size_t errlen);
+
 /* Fills p with the built-in defaults (identical to policies/default.ini). */
 void gov_policy_defaults(struct gov_policy *p);
 
 /* Parses INI text of len bytes (need not be NUL-terminated) named `name` in
  * messages.  Returns 0 and fills *out when the text is a valid policy, -1 with
- * errs filled otherwise (*out is then untouched). */
+ * errs filled otherwise (*out is then untouched).  No host sections: the
+ * library's own three only. */
 int gov_policy_parse_string(const char *text, size_t len, const char *name,
                             struct gov_policy *out, struct gov_policy_errors *errs);
+
+/* Like gov_policy_parse_string() with the host sections of h (may be NULL):
+ * their values go to *hv (untouched on error), each section's finish
+ * callback runs once the file parsed without error. */
+int gov_policy_parse_string_ext(const char *text, size_t len, const char *name,
+                                const struct gov_policy_hosts *h, struct gov_policy *out,
+                                struct gov_policy_host_values *hv,
+                                struct gov_policy_errors *errs);
 
 /* Reads and parses a policy file.  Follows symlinks (the kubelet's ConfigMap
  * layout is made of them) and refuses directories, special files, unreadable
  * paths and files larger than GOV_POLICY_MAX_FILE.  Returns 0 or -1 like
  * gov_policy_parse_string().  When content is not NULL it receives a malloc'd
  * copy of the bytes that were parsed (for change detection), even on error. */
-int gov_policy_parse_file(const char *path, struct gov_policy *out,
+int gov_policy_parse_file(const char *path, const struct gov_policy_hosts *h,
+                          struct gov_policy *out, struct gov_policy_host_values *hv,
                           struct gov_policy_errors *errs, char **content, size_t *content_len);
 
 /* Reads everything from fd (a file, a pipe: --check-policy - reads stdin)
  * and parses it, named `name` in messages.  The one reader of policy bytes:
  * more than GOV_POLICY_MAX_FILE bytes are refused, whatever fd is.  Returns
  * and fills content like gov_policy_parse_file(). */
-int gov_policy_parse_fd(int fd, const char *name, struct gov_policy *out,
+int gov_policy_parse_fd(int fd, const char *name, const struct gov_policy_hosts *h,
+                        struct gov_policy *out, struct gov_policy_host_values *hv,
                         struct gov_policy_errors *errs, char **content, size_t *content_len);
-/* When p's file did not set [collector] enabled, makes `enabled` its value
- * (governord turns the collector off by default when it supervises a child). */
-void gov_policy_collector_default(struct gov_policy *p, bool enabled);
 
 /* Checks cross-field rules (threshold order, ranges) of a filled policy.
  * Returns the number of errors appended to errs. */
@@ -101,25 +108,28 @@ void gov_policy_error_line(const struct gov_policy_errors *errs, int i, char *bu
 void gov_policy_errors_summary(const struct gov_policy_errors *errs, char *buf, size_t len);
 
 /* Calls fn(section, key, value) for every key of p in file order, with the
- * value formatted as it would be written in a policy file. */
-void gov_policy_foreach(const struct gov_policy *p,
+ * value formatted as it would be written in a policy file; then, when h is
+ * not NULL, for every key of its sections with their values in hv. */
+void gov_policy_foreach(const struct gov_policy *p, const struct gov_policy_hosts *h,
+                        const struct gov_policy_host_values *hv,
                         void (*fn)(const char *section, const char *key, const char *value,
                                    void *ud),
                         void *ud);
 
-/* Writes p as a complete INI policy (the effective policy). */
-void gov_policy_write(const struct gov_policy *p, FILE *f);
+/* Fills out[] (at most max) with the host sections' keys and values as
+ * printed; returns how many. */
+unsigned gov_policy_host_strings(const struct gov_policy_hosts *h,
+                                 const struct gov_policy_host_values *hv,
+                                 struct gov_policy_value *out, unsigned max);
 
-/* Length of a hex SHA-256 with its NUL. */
-#define GOV_POLICY_SHA256_HEX 65
+/* Writes p (and the host sections of h with values hv, h may be NULL) as a
+ * complete INI policy (the effective policy). */
+void gov_policy_write(const struct gov_policy *p, const struct gov_policy_hosts *h,
+                      const struct gov_policy_host_values *hv, FILE *f);
 
 /* Writes the lowercase hex SHA-256 of the len bytes at data (the policy
  * file's bytes, or the embedded text) into hex: the identity of a policy on
  * /governor and in governor_policy_info, so that pods can be compared. */
 void gov_policy_sha256_hex(const void *data, size_t len, char hex[GOV_POLICY_SHA256_HEX]);
-
-/* Names used in files, logs and JSON. */
-const char *gov_mode_name(enum gov_mode m);
-const char *gov_signal_name(enum gov_signal s);
 
 #endif

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "governor.h" /* gov_quantity_format() */
+
 /* Largest size the parser accepts (2^62 bytes); larger means "unlimited" in
  * cgroup files and is never a sensible policy value. */
 #define GOV_QUANTITY_MAX (UINT64_C(1) << 62)
@@ -18,9 +20,5 @@
 /* Parses a Kubernetes quantity into bytes.  Returns 0 on success, or -1 with a
  * short static explanation in *why ("unknown suffix", "overflow", ...). */
 int gov_quantity_parse(const char *text, uint64_t *bytes, const char **why);
-
-/* Formats bytes compactly with binary suffixes: 0, 512, 1Ki, 1.5Gi ... with at
- * most one decimal.  Returns buf.  16 bytes are always enough. */
-char *gov_quantity_format(uint64_t bytes, char *buf, size_t len);
 
 #endif

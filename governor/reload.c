@@ -21,8 +21,8 @@
  *   apply or reject
  *             a valid policy is published under state_lock, put in force on
  *             the governor thread, the tick timer is re-armed for its
- *             interval and the shrinkers hear of it (the collector re-arms
- *             its own); an invalid one is counted and logged once, and the
+ *             interval, the host's sections get their new values (commit)
+ *             and the shrinkers hear of it (the collector re-arms its own); an invalid one is counted and logged once, and the
  *             policy in force stays.
  *
  * The host hears of a reload through reload_begin and reload_end (governord:
@@ -186,16 +186,16 @@ static bool same_bytes(const char *a, size_t alen, const char *b, size_t blen)
 /* Step 2.  content may be NULL (an unreadable file): the parser then opens
  * the path itself, for its error message, and may hand back bytes after all. */
 static enum verdict classify(struct gov *g, char **content, size_t *len, struct gov_policy *p,
-                             struct gov_policy_errors *errs, char *summary, size_t summary_len)
+                             struct gov_policy_host_values *hv, struct gov_policy_errors *errs,
+                             char *summary, size_t summary_len)
 {
     int r;
     bool seen;
+    /* the host's sections too: one error anywhere rejects the whole file */
     if (*content)
-        r = gov_policy_parse_string(*content, *len, g->policy_path, p, errs);
+        r = gov_policy_parse_string_ext(*content, *len, g->policy_path, &g->hosts, p, hv, errs);
     else
-        r = gov_policy_parse_file(g->policy_path, p, errs, content, len);
-    if (r == 0 && g->collector_off)
-        gov_policy_collector_default(p, false); /* a supervised child: off unless set */
+        r = gov_policy_parse_file(g->policy_path, &g->hosts, p, hv, errs, content, len);
     if (same_bytes(*content, *len, g->policy_content, g->policy_content_len))
         return UNCHANGED;
     gov_policy_errors_summary(errs, summary, summary_len);
@@ -226,8 +226,8 @@ static void unchanged(struct gov *g, const char *trigger)
 }
 
 /* Step 3a.  Takes over content. */
-static void apply(struct gov *g, const char *trigger, const struct gov_policy *p, char *content,
-                  size_t len)
+static void apply(struct gov *g, const char *trigger, const struct gov_policy *p,
+                  const struct gov_policy_host_values *hv, char *content, size_t len)
 {
     uint64_t generation;
     bool new_interval = p->interval_ms != g->policy.interval_ms;
@@ -252,6 +252,7 @@ static void apply(struct gov *g, const char *trigger, const struct gov_policy *p
      * its shrinker callback (a lowered interval must not wait out the old) */
     if (new_interval)
         gov_loop_arm_tick(g);
+    gov_commit_host_values(g, hv); /* the host's sections, then its shrinkers */
     for (int i = 0; i < g->nshrinkers; i++)
         if (g->shrinkers[i].policy_changed)
             g->shrinkers[i].policy_changed(g->shrinkers[i].ctx);
@@ -312,6 +313,7 @@ static uint64_t current_generation(struct gov *g)
 void gov_reload_policy(struct gov *g, const char *trigger, bool forced)
 {
     struct gov_policy_errors *errs = NULL;
+    struct gov_policy_host_values *hv = NULL;
     struct gov_policy p;
     char *content = NULL, summary[512] = "";
     size_t len = 0;
@@ -326,12 +328,13 @@ void gov_reload_policy(struct gov *g, const char *trigger, bool forced)
     if (!g->policy_path)
         goto out; /* the embedded policy cannot change */
     errs = malloc(sizeof(*errs));
-    switch (errs ? settle(g, &content, &len, &err) : TRANSIENT) {
+    hv = malloc(sizeof(*hv));
+    switch (errs && hv ? settle(g, &content, &len, &err) : TRANSIENT) {
     case NOT_SETTLED:
         gov_loop_retry_reload(g, POLICY_QUIET_USEC); /* SIGHUP's RELOADING=1 still gets READY=1 */
         goto out;
     case TRANSIENT:
-        defer(g, trigger, errs ? err : ENOMEM);
+        defer(g, trigger, errs && hv ? err : ENOMEM);
         goto out;
     case SETTLED:
     case UNREADABLE:
@@ -339,7 +342,7 @@ void gov_reload_policy(struct gov *g, const char *trigger, bool forced)
     }
     g->reload_backoff_usec = 0;
 
-    v = classify(g, &content, &len, &p, errs, summary, sizeof(summary));
+    v = classify(g, &content, &len, &p, hv, errs, summary, sizeof(summary));
     if (v == UNCHANGED) {
         unchanged(g, trigger);
         goto out;
@@ -352,7 +355,7 @@ void gov_reload_policy(struct gov *g, const char *trigger, bool forced)
         begun = true;
     }
     if (v == ACCEPT)
-        apply(g, trigger, &p, content, len);
+        apply(g, trigger, &p, hv, content, len);
     else
         reject(g, trigger, errs, summary, content, len);
     content = NULL;
@@ -361,4 +364,5 @@ out:
         g->hooks.reload_end(g->hooks.ud, ok, current_generation(g));
     free(content);
     free(errs);
+    free(hv);
 }

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "governor.h" /* gov_utf8_valid(), gov_utf8_sanitize(), gov_utf8_cut() */
+
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 #define GOV_UTF8_REPLACEMENT "\xEF\xBF\xBD"
 
@@ -27,14 +29,9 @@
  * one U+FFFD (>= 1) when the result is 0. */
 size_t gov_utf8_char_len(const char *s, size_t avail, size_t *subpart);
 
-/* True when the len bytes at s are well-formed UTF-8. */
-bool gov_utf8_valid(const char *s, size_t len);
-
-/* Length of the longest prefix of the len bytes at s, at most max bytes,
- * that does not end inside a well-formed character: where to cut s to fit
- * max bytes.  Ill-formed bytes count as one-byte characters (they are
- * replaced later, one by one or as a subpart). */
-size_t gov_utf8_cut(const char *s, size_t len, size_t max);
+/* gov_utf8_valid() and gov_utf8_cut() (governor.h): ill-formed bytes count
+ * as one-byte characters for the cut (they are replaced later, one by one
+ * or as a subpart). */
 
 /* Drops a character cut short at the very end of the NUL-terminated s (what
  * snprintf leaves when it truncates in the middle of one); anything else,
@@ -48,8 +45,5 @@ size_t gov_utf8_trim_cut(char *s);
  * snprintf does): >= dstlen means it was truncated. */
 size_t gov_utf8_sanitize_into(char *dst, size_t dstlen, const char *src, size_t len);
 
-/* The NUL-terminated string s, made well-formed, as a malloc'd copy (NULL
- * only when out of memory). */
-char *gov_utf8_sanitize(const char *s);
 
 #endif

@@ -16,7 +16,7 @@
 
 #include "utf8.h"
 
-uint64_t gov_now_usec(void)
+static uint64_t now_usec(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -25,7 +25,7 @@ uint64_t gov_now_usec(void)
 
 uint64_t gov_now_ms(void)
 {
-    return gov_now_usec() / 1000u;
+    return now_usec() / 1000u;
 }
 
 int64_t gov_wall_ms(void)

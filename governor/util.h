@@ -32,9 +32,6 @@ static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
 /* Milliseconds on CLOCK_MONOTONIC: used for intervals, cooldowns, heartbeats. */
 uint64_t gov_now_ms(void);
 
-/* Microseconds on CLOCK_MONOTONIC (sd-event and sd_notify MONOTONIC_USEC). */
-uint64_t gov_now_usec(void);
-
 /* Milliseconds since the Unix epoch on CLOCK_REALTIME: used for records. */
 int64_t gov_wall_ms(void);
 

@@ -58,15 +58,24 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* A governor on the test's cgroup directory with the given policy text. */
-static struct gov *governor(const char *policy)
+/* A governor on the test's cgroup directory with the given policy text,
+ * and a collector governed by it (its [collector] section registered). */
+static struct gov *governor_with(const char *policy, struct collector **c)
 {
     struct gov_config cfg = {.cgroup_dir = dir, .embedded_policy = policy};
+    struct gov_policy_section section;
     char err[256];
-    struct gov *g = gov_new(&cfg, err, sizeof(err));
+    struct gov *g;
+    *c = collector_new(false);
+    assert_non_null(*c);
+    collector_policy_section(*c, &section);
+    cfg.sections = &section;
+    cfg.nsections = 1;
+    g = gov_new(&cfg, err, sizeof(err));
     if (!g)
         print_error("gov_new: %s\n", err);
     assert_non_null(g);
+    assert_int_equal(collector_attach(*c, g), 0);
     return g;
 }
 
@@ -80,8 +89,7 @@ static void grows_rotates_and_refuses(void **state)
     assert_non_null(st);
     put("memory.max", GIB);
     put("memory.current", 100 * MIB);
-    g = governor("[collector]\nblock_size = 4Mi\n");
-    c = collector_new(g);
+    g = governor_with("[collector]\nblock_size = 4Mi\n", &c);
     assert_non_null(c);
 
     /* room: blocks are added */
@@ -139,8 +147,7 @@ static void observe_mode_only_records(void **state)
     assert_non_null(st);
     put("memory.max", GIB);
     put("memory.current", (uint64_t)(0.99 * (double)GIB));
-    g = governor("[governor]\nmode = observe\n");
-    c = collector_new(g);
+    g = governor_with("[governor]\nmode = observe\n", &c);
     assert_true(collector_grow(c, 4 * MIB));
     assert_true(collector_grow(c, 4 * MIB));
     collector_count(c, &bytes, &blocks);
@@ -163,8 +170,7 @@ static void shrink_releases_oldest_whole_blocks(void **state)
     (void)state;
     put("memory.max", GIB);
     put("memory.current", 10 * MIB);
-    g = governor("[governor]\nmode = enforce\n");
-    c = collector_new(g);
+    g = governor_with("[governor]\nmode = enforce\n", &c);
     for (int i = 0; i < 4; i++)
         assert_true(collector_grow(c, 2 * MIB));
     assert_int_equal(collector_shrink(c, 1), 2 * MIB);        /* one whole block */
@@ -189,8 +195,7 @@ static void blocks_cost_whole_pages(void **state)
     (void)state;
     put("memory.max", GIB);
     put("memory.current", 10 * MIB);
-    g = governor("[collector]\nblock_size = 5000\n");
-    c = collector_new(g);
+    g = governor_with("[collector]\nblock_size = 5000\n", &c);
     assert_non_null(c);
     for (int i = 0; i < 3; i++)
         assert_true(collector_grow(c, page + 1));   /* two pages each */
@@ -227,8 +232,7 @@ static void released_memory_returns_to_the_kernel(void **state)
     (void)state;
     put("memory.max", 16 * GIB);
     put("memory.current", 10 * MIB);
-    g = governor("[governor]\nmode = enforce\n");
-    c = collector_new(g);
+    g = governor_with("[governor]\nmode = enforce\n", &c);
     before = rss_bytes();
     for (int i = 0; i < 4; i++)
         assert_true(collector_grow(c, 16 * MIB));
@@ -269,8 +273,8 @@ static void cgroup_usage_falls_after_a_shrink(void **state)
             _exit(10);
         struct gov_config cfg = {.cgroup_dir = cg, .embedded_policy = "[governor]\nmode = enforce\n"};
         struct gov *g = gov_new(&cfg, err, sizeof(err));
-        struct collector *c = g ? collector_new(g) : NULL;
-        if (!c)
+        struct collector *c = g ? collector_new(false) : NULL;
+        if (!c || collector_attach(c, g) < 0)
             _exit(11);
         for (int i = 0; i < 4; i++)
             if (!collector_grow(c, 32 * MIB))

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "decide.h"
+#include "policy.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define GIB (UINT64_C(1) << 30)
@@ -328,7 +329,6 @@ static void run_admission_rows(const struct arow *rows_, size_t n)
                                  .reclaimable = r->buffer > r->floor ? r->buffer - r->floor : 0};
         struct gov_admission a;
         gov_policy_defaults(&p);
-        p.floor = r->floor;
         if (r->observe)
             p.mode = GOV_MODE_OBSERVE;
         gov_admit_decide(r->request, &in, &p, (enum gov_level)r->level, &a);

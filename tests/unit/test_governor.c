@@ -25,6 +25,7 @@
 
 #include "collector.h"
 #include "governor.h"
+#include "policy.h"
 
 #define MIB (UINT64_C(1) << 20)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -133,6 +134,11 @@ static bool has_error(const struct gov_status *st, const void *arg)
     return st->policy_error[0] != '\0';
 }
 
+static bool has_error_with(const struct gov_status *st, const void *arg)
+{
+    return strstr(st->policy_error, arg) != NULL;
+}
+
 static int setup(void **state)
 {
     char cmd[PATH_MAX + 128];
@@ -155,6 +161,26 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The value of section.key in the status's policy (library or host
+ * section), as /governor shows it; "" when absent. */
+struct lookup {
+    const char *section, *key;
+    char value[64];
+};
+static void find_value(const char *section, const char *key, const char *value, void *ud)
+{
+    struct lookup *l = ud;
+    if (strcmp(section, l->section) == 0 && strcmp(key, l->key) == 0)
+        snprintf(l->value, sizeof(l->value), "%s", value);
+}
+static const char *policy_value(const struct gov_status *st, const char *section,
+                                const char *key, struct lookup *l)
+{
+    *l = (struct lookup){.section = section, .key = key};
+    gov_status_policy_foreach(st, find_value, l);
+    return l->value;
+}
+
 static void governs_while_threads_race(void **state)
 {
     struct gov_config cfg = {.cgroup_dir = dir, .policy_path = policy_path};
@@ -174,15 +200,26 @@ static void governs_while_threads_race(void **state)
         "[governor]\ninterval_ms = 20\ncooldown_ms = 0\n"
         "[collector]\nblock_size = 2Mi\ninterval_ms = 1\n[thresholds]\nhigh = 0.92\n";
     char sha[GOV_POLICY_SHA256_HEX];
+    struct gov_policy_section section;
+    struct collector_settings cs;
+    struct lookup l;
     put(policy_dir, "policy.ini", first);
+    /* the collector's [collector] section is the host's: registered with gov_new */
+    c = collector_new(false);
+    assert_non_null(c);
+    collector_policy_section(c, &section);
+    cfg.sections = &section;
+    cfg.nsections = 1;
     g = gov_new(&cfg, err, sizeof(err));
     assert_non_null(g);
+    collector_get_settings(c, &cs); /* committed by gov_new */
+    assert_int_equal(cs.block_size, MIB);
+    assert_int_equal(cs.interval_ms, 1);
     /* the published hash is that of the file's bytes, and follows reloads */
     gov_status(g, st);
     gov_policy_sha256_hex(first, strlen(first), sha);
     assert_string_equal(st->policy_sha256, sha);
-    c = collector_new(g);
-    assert_non_null(c);
+    assert_int_equal(collector_attach(c, g), 0);
     assert_int_equal(gov_start(g, err, sizeof(err)), 0);
     assert_int_equal(collector_start(c), 0);
 
@@ -205,7 +242,9 @@ static void governs_while_threads_race(void **state)
     put(policy_dir, "policy.ini", second);
     gen = 2;
     assert_true(wait_for(g, st, at_generation, &gen));
-    assert_int_equal(st->policy.block_size, 2 * MIB);
+    assert_string_equal(policy_value(st, "collector", "block_size", &l), "2Mi");
+    collector_get_settings(c, &cs);
+    assert_int_equal(cs.block_size, 2 * MIB);
     gov_policy_sha256_hex(second, strlen(second), sha);
     assert_string_equal(st->policy_sha256, sha);
 
@@ -214,8 +253,18 @@ static void governs_while_threads_race(void **state)
     assert_true(wait_for(g, st, has_error, NULL));
     assert_int_equal(st->policy_generation, 2);
     assert_non_null(strstr(st->policy_error, "interval_ms: 'fast' is not a whole number"));
-    assert_int_equal(st->policy.block_size, 2 * MIB);
+    assert_string_equal(policy_value(st, "collector", "block_size", &l), "2Mi");
     assert_string_equal(st->policy_sha256, sha); /* the rejected bytes are not in force */
+
+    /* all or nothing: a bad host key rejects the library's part too */
+    put(policy_dir, "policy.ini",
+        "[governor]\ninterval_ms = 30\n[collector]\nblock_size = 8Mi\nfloor = lots\n");
+    assert_true(wait_for(g, st, has_error_with, "collector.floor: 'lots' is not a size"));
+    assert_int_equal(st->policy_generation, 2);
+    assert_int_equal(st->policy.interval_ms, 20);
+    assert_string_equal(policy_value(st, "collector", "block_size", &l), "2Mi");
+    collector_get_settings(c, &cs);
+    assert_int_equal(cs.block_size, 2 * MIB);
 
     /* SIGHUP's path: fixed file, explicit reload request */
     put(policy_dir, "policy.ini", "[governor]\ninterval_ms = 10\n[collector]\nenabled = false\n");
@@ -223,7 +272,9 @@ static void governs_while_threads_race(void **state)
     gen = 3;
     assert_true(wait_for(g, st, at_generation, &gen));
     assert_string_equal(st->policy_error, "");
-    assert_false(st->policy.collector_enabled);
+    assert_string_equal(policy_value(st, "collector", "enabled", &l), "false");
+    collector_get_settings(c, &cs);
+    assert_false(cs.enabled);
 
     /* usage drops: back to normal */
     put_bytes("memory.current", 100 * MIB);

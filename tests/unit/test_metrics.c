@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "policy.h"
 
 /* The output of the two writers, as strings. */
 static char *capture_label(const char *s)

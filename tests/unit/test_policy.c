@@ -12,15 +12,48 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "collector.h"
 #include "policy.h"
 
-static char *policy_text(const struct gov_policy *p)
+/* The files of these tests are governord's: the library's sections and the
+ * [collector] section, which app/collector.c registers as a host section.
+ * parse_string() and parse_file() parse with it, their values land in hv. */
+static struct gov_policy_section collector_section;
+static struct gov_policy_hosts hosts_;
+static struct gov_policy_host_values hv;
+
+static const struct gov_policy_hosts *hosts(void)
+{
+    collector_policy_section(NULL, &collector_section);
+    hosts_ = (struct gov_policy_hosts){&collector_section, 1};
+    return &hosts_;
+}
+
+/* The [collector] values of the last successful parse. */
+static const struct collector_settings *collector_values(void)
+{
+    return (const struct collector_settings *)hv.v[0];
+}
+
+static int parse_string(const char *text, size_t len, const char *name, struct gov_policy *p,
+                        struct gov_policy_errors *errs)
+{
+    return gov_policy_parse_string_ext(text, len, name, hosts(), p, &hv, errs);
+}
+
+static int parse_file(const char *path, struct gov_policy *p, struct gov_policy_errors *errs,
+                      char **content, size_t *len)
+{
+    return gov_policy_parse_file(path, hosts(), p, &hv, errs, content, len);
+}
+
+static char *policy_text(const struct gov_policy *p, const struct gov_policy_host_values *v)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
-    gov_policy_write(p, f);
+    gov_policy_write(p, hosts(), v, f);
     fclose(f);
     return buf;
 }
@@ -34,7 +67,7 @@ static void presets_are_valid(void **state)
         struct gov_policy p;
         struct gov_policy_errors errs;
         snprintf(path, sizeof(path), "%s/policies/%s", SRCDIR, presets[i]);
-        if (gov_policy_parse_file(path, &p, &errs, NULL, NULL) != 0)
+        if (parse_file(path, &p, &errs, NULL, NULL) != 0)
             gov_policy_errors_print(&errs, stderr);
         assert_int_equal(errs.count, 0);
         assert_true(p.target < p.soft && p.soft < p.high && p.high < p.critical);
@@ -50,16 +83,19 @@ static void default_ini_equals_builtin_defaults(void **state)
     char *a, *b;
     (void)state;
     snprintf(path, sizeof(path), "%s/policies/default.ini", SRCDIR);
-    assert_int_equal(gov_policy_parse_file(path, &file, &errs, NULL, NULL), 0);
+    struct gov_policy_host_values builtin_hv;
+    assert_int_equal(parse_file(path, &file, &errs, NULL, NULL), 0);
     gov_policy_defaults(&builtin);
-    a = policy_text(&file);
-    b = policy_text(&builtin);
+    memcpy(builtin_hv.v[0], collector_section.defaults, collector_section.size);
+    a = policy_text(&file, &hv);
+    b = policy_text(&builtin, &builtin_hv);
     assert_string_equal(a, b);
     free(a);
     free(b);
 }
 
-/* governord -- CMD turns the collector off unless the file sets it. */
+/* governord -- CMD turns the collector off unless the file sets it: the
+ * [collector] section's finish callback, with a collector made for a child. */
 static void collector_default_applies_only_when_enabled_is_not_set(void **state)
 {
     static const struct { const char *text; bool set, when_off; } cases[] = {
@@ -72,23 +108,43 @@ static void collector_default_applies_only_when_enabled_is_not_set(void **state)
     char path[512];
     struct gov_policy p;
     struct gov_policy_errors errs;
+    struct collector *child = collector_new(true);
+    struct gov_policy_section child_section;
+    struct gov_policy_hosts child_hosts = {&child_section, 1};
     (void)state;
+    assert_non_null(child);
+    collector_policy_section(child, &child_section);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(gov_policy_parse_string(cases[i].text, strlen(cases[i].text), "t", &p,
-                                                 &errs), 0);
-        assert_int_equal(p.collector_enabled_set, cases[i].set);
-        gov_policy_collector_default(&p, true);
-        assert_int_equal(p.collector_enabled, cases[i].set ? cases[i].when_off : true);
-        gov_policy_collector_default(&p, false);
-        assert_int_equal(p.collector_enabled, cases[i].when_off);
+        /* no child: the file's value, else the default (true) */
+        assert_int_equal(parse_string(cases[i].text, strlen(cases[i].text), "t", &p, &errs), 0);
+        assert_int_equal(collector_values()->enabled, cases[i].set ? cases[i].when_off : true);
+        /* a child: off unless the file set it */
+        assert_int_equal(gov_policy_parse_string_ext(cases[i].text, strlen(cases[i].text), "t",
+                                                     &child_hosts, &p, &hv, &errs), 0);
+        assert_int_equal(collector_values()->enabled, cases[i].when_off);
     }
     /* the built-in policy leaves the key out, so that a child turns it off */
     snprintf(path, sizeof(path), "%s/policies/default.ini", SRCDIR);
-    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), 0);
-    assert_false(p.collector_enabled_set);
-    assert_true(p.collector_enabled);
-    gov_policy_defaults(&p);
-    assert_false(p.collector_enabled_set);
+    assert_int_equal(parse_file(path, &p, &errs, NULL, NULL), 0);
+    assert_true(collector_values()->enabled);
+    assert_int_equal(gov_policy_parse_file(path, &child_hosts, &p, &hv, &errs, NULL, NULL), 0);
+    assert_false(collector_values()->enabled);
+    collector_free(child);
+}
+
+/* Without host sections the library knows only its own three. */
+static void library_alone_knows_three_sections(void **state)
+{
+    static const char text[] = "[collector]\nenabled = true\n";
+    struct gov_policy p;
+    struct gov_policy_errors errs;
+    char line[256];
+    (void)state;
+    assert_int_equal(gov_policy_parse_string(text, sizeof(text) - 1, "l.ini", &p, &errs), -1);
+    gov_policy_error_line(&errs, 0, line, sizeof(line));
+    assert_string_equal(line,
+                        "l.ini:1: [collector]: unknown section (expected governor, memory or "
+                        "thresholds)");
 }
 
 static void parses_every_key_and_format(void **state)
@@ -118,7 +174,7 @@ static void parses_every_key_and_format(void **state)
     struct gov_policy p;
     struct gov_policy_errors errs;
     (void)state;
-    if (gov_policy_parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs) != 0)
+    if (parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs) != 0)
         gov_policy_errors_print(&errs, stderr);
     assert_int_equal(errs.count, 0);
     assert_int_equal(p.mode, GOV_MODE_OBSERVE);
@@ -128,10 +184,10 @@ static void parses_every_key_and_format(void **state)
     assert_int_equal(p.signal, GOV_SIGNAL_CURRENT);
     assert_true(p.critical == 1.0 && p.target == 0.5 && p.soft == 0.6 && p.high == 0.8);
     assert_true(p.hysteresis == 0.0);
-    assert_false(p.collector_enabled);
-    assert_int_equal(p.block_size, 500000000);
-    assert_int_equal(p.collector_interval_ms, 1);
-    assert_int_equal(p.floor, 128ull << 20);
+    assert_false(collector_values()->enabled);
+    assert_int_equal(collector_values()->block_size, 500000000);
+    assert_int_equal(collector_values()->interval_ms, 1);
+    assert_int_equal(collector_values()->floor, 128ull << 20);
 }
 
 static void a_file_without_settings_is_refused(void **state)
@@ -143,18 +199,18 @@ static void a_file_without_settings_is_refused(void **state)
     char *a, *b;
     (void)state;
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        assert_int_equal(gov_policy_parse_string(texts[i], strlen(texts[i]), "e.ini", &p, &errs),
+        assert_int_equal(parse_string(texts[i], strlen(texts[i]), "e.ini", &p, &errs),
                          -1);
         assert_int_equal(errs.count, 1);
         assert_int_equal(errs.e[0].line, 0);
         assert_non_null(strstr(errs.e[0].what, "no settings (empty, or only comments)"));
     }
     /* one key is enough; the rest are the defaults */
-    assert_int_equal(gov_policy_parse_string("[governor]\nmode = enforce\n", 26, "k.ini", &p,
+    assert_int_equal(parse_string("[governor]\nmode = enforce\n", 26, "k.ini", &p,
                                              &errs), 0);
     gov_policy_defaults(&d);
-    a = policy_text(&p);
-    b = policy_text(&d);
+    a = policy_text(&p, &hv);
+    b = policy_text(&d, &hv); /* hv: the [collector] defaults, as the file left them */
     assert_string_equal(a, b);
     free(a);
     free(b);
@@ -253,7 +309,7 @@ static void rejects_bad_policies_with_exact_errors(void **state)
         struct gov_policy p;
         struct gov_policy_errors errs;
         char first[512];
-        int r = gov_policy_parse_string(bad[i].text, strlen(bad[i].text), "b.ini", &p, &errs);
+        int r = parse_string(bad[i].text, strlen(bad[i].text), "b.ini", &p, &errs);
         if (r == 0)
             print_error("case %zu was accepted: %s\n", i, bad[i].text);
         assert_int_equal(r, -1);
@@ -273,11 +329,11 @@ static void rejects_binary_data(void **state)
     struct gov_policy p;
     struct gov_policy_errors errs;
     (void)state;
-    assert_int_equal(gov_policy_parse_string(nul_in_value, sizeof(nul_in_value) - 1, "b.ini", &p,
+    assert_int_equal(parse_string(nul_in_value, sizeof(nul_in_value) - 1, "b.ini", &p,
                                              &errs), -1);
     assert_int_equal(errs.e[0].line, 2);
     assert_string_equal(errs.e[0].what, "binary data (NUL byte) in line");
-    assert_int_equal(gov_policy_parse_string(elf, sizeof(elf) - 1, "b.ini", &p, &errs), -1);
+    assert_int_equal(parse_string(elf, sizeof(elf) - 1, "b.ini", &p, &errs), -1);
     assert_int_equal(errs.e[0].line, 1);
     assert_string_equal(errs.e[0].what, "binary data (NUL byte) in line");
 }
@@ -292,7 +348,7 @@ static void reports_every_error_not_just_the_first(void **state)
     size_t len = 0;
     FILE *f;
     (void)state;
-    assert_int_equal(gov_policy_parse_string(text, sizeof(text) - 1, "m.ini", &p, &errs), -1);
+    assert_int_equal(parse_string(text, sizeof(text) - 1, "m.ini", &p, &errs), -1);
     assert_int_equal(errs.count, 4);
     f = open_memstream(&buf, &len);
     gov_policy_errors_print(&errs, f);
@@ -318,7 +374,7 @@ static void caps_the_number_of_errors(void **state)
     n += (size_t)sprintf(text + n, "[governor]\n");
     for (int i = 0; i < 100; i++)
         n += (size_t)sprintf(text + n, "bogus%d = 1\n", i);
-    assert_int_equal(gov_policy_parse_string(text, n, "many.ini", &p, &errs), -1);
+    assert_int_equal(parse_string(text, n, "many.ini", &p, &errs), -1);
     assert_int_equal(errs.count, GOV_POLICY_MAX_ERRORS);
     assert_int_equal(errs.dropped, 100 - GOV_POLICY_MAX_ERRORS);
     gov_policy_errors_summary(&errs, summary, sizeof(summary));
@@ -335,7 +391,7 @@ static void rejects_over_long_lines(void **state)
     memset(text, 'x', sizeof(text));
     memcpy(text, "[governor]\nmode = ", 18);
     text[sizeof(text) - 1] = '\n';
-    assert_int_equal(gov_policy_parse_string(text, sizeof(text), "long.ini", &p, &errs), -1);
+    assert_int_equal(parse_string(text, sizeof(text), "long.ini", &p, &errs), -1);
     assert_int_equal(errs.e[0].line, 2);
     assert_string_equal(errs.e[0].what, "line too long (at most 198 characters)");
 }
@@ -353,12 +409,12 @@ static void printed_policy_parses_to_itself(void **state)
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     (void)state;
-    assert_int_equal(gov_policy_parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs), 0);
+    assert_int_equal(parse_string(text, sizeof(text) - 1, "t.ini", &p, &errs), 0);
     assert_non_null(f);
-    gov_policy_write(&p, f);
+    gov_policy_write(&p, hosts(), &hv, f);
     fclose(f);
     assert_non_null(strstr(out, "target = 0.6000000000000001\n"));
-    assert_int_equal(gov_policy_parse_string(out, len, "printed", &q, &errs), 0);
+    assert_int_equal(parse_string(out, len, "printed", &q, &errs), 0);
     assert_true(q.target == p.target && q.soft == p.soft && q.high == p.high);
     assert_true(q.hysteresis > 0 && q.hysteresis < 1e-28);
     free(out);
@@ -375,10 +431,10 @@ static void blank_last_line_stays_in_the_buffer(void **state)
     (void)state;
     assert_non_null(exact);
     memcpy(exact, text, sizeof(text) - 1); /* no NUL after it */
-    assert_int_equal(gov_policy_parse_string(exact, sizeof(text) - 1, "t.ini", &p, &errs), 0);
+    assert_int_equal(parse_string(exact, sizeof(text) - 1, "t.ini", &p, &errs), 0);
     assert_int_equal(p.mode, GOV_MODE_OBSERVE);
     memcpy(exact, "[governor]\n   \t", 15); /* no key at all: refused, still in bounds */
-    assert_int_equal(gov_policy_parse_string(exact, 15, "t.ini", &p, &errs), -1);
+    assert_int_equal(parse_string(exact, 15, "t.ini", &p, &errs), -1);
     assert_non_null(strstr(errs.e[0].what, "no settings"));
     free(exact);
 }
@@ -395,23 +451,23 @@ static void rejects_bad_files(void **state)
     assert_non_null(mkdtemp(dir));
 
     /* a directory */
-    assert_int_equal(gov_policy_parse_file(dir, &p, &errs, NULL, NULL), -1);
+    assert_int_equal(parse_file(dir, &p, &errs, NULL, NULL), -1);
     assert_string_equal(errs.e[0].what, "is a directory, not a policy file");
     /* missing */
     snprintf(path, sizeof(path), "%s/missing.ini", dir);
-    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_int_equal(parse_file(path, &p, &errs, NULL, NULL), -1);
     assert_string_equal(errs.e[0].what, "cannot open: No such file or directory");
     /* a symlink loop */
     snprintf(loop_a, sizeof(loop_a), "%s/a", dir);
     snprintf(loop_b, sizeof(loop_b), "%s/b", dir);
     assert_int_equal(symlink(loop_b, loop_a), 0);
     assert_int_equal(symlink(loop_a, loop_b), 0);
-    assert_int_equal(gov_policy_parse_file(loop_a, &p, &errs, NULL, NULL), -1);
+    assert_int_equal(parse_file(loop_a, &p, &errs, NULL, NULL), -1);
     assert_string_equal(errs.e[0].what, "cannot open: Too many levels of symbolic links");
     /* a FIFO is not a regular file (and must not block) */
     snprintf(path, sizeof(path), "%s/fifo", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
-    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_int_equal(parse_file(path, &p, &errs, NULL, NULL), -1);
     assert_string_equal(errs.e[0].what, "is not a regular file");
     unlink(path);
     /* too large: 1 MiB + 1 of comments */
@@ -421,7 +477,7 @@ static void rejects_bad_files(void **state)
     for (unsigned i = 0; i <= GOV_POLICY_MAX_FILE / 8; i++)
         fputs("; 45678\n", f);
     fclose(f);
-    assert_int_equal(gov_policy_parse_file(path, &p, &errs, NULL, NULL), -1);
+    assert_int_equal(parse_file(path, &p, &errs, NULL, NULL), -1);
     assert_string_equal(errs.e[0].what, "file larger than 1048576 bytes");
     unlink(path);
     /* a good file, with its content handed back */
@@ -429,7 +485,7 @@ static void rejects_bad_files(void **state)
     f = fopen(path, "w");
     fputs("[governor]\nmode = observe\n", f);
     fclose(f);
-    assert_int_equal(gov_policy_parse_file(path, &p, &errs, &content, &len), 0);
+    assert_int_equal(parse_file(path, &p, &errs, &content, &len), 0);
     assert_int_equal(p.mode, GOV_MODE_OBSERVE);
     assert_int_equal(len, 26);
     assert_memory_equal(content, "[governor]\nmode = observe\n", 26);
@@ -464,6 +520,7 @@ int main(void)
         cmocka_unit_test(presets_are_valid),
         cmocka_unit_test(default_ini_equals_builtin_defaults),
         cmocka_unit_test(collector_default_applies_only_when_enabled_is_not_set),
+        cmocka_unit_test(library_alone_knows_three_sections),
         cmocka_unit_test(parses_every_key_and_format),
         cmocka_unit_test(a_file_without_settings_is_refused),
         cmocka_unit_test(rejects_bad_policies_with_exact_errors),
