@@ -171,10 +171,22 @@ static void handle_line_locked(struct gov_client *c, const char *line, size_t le
                                  reason ? reason : "");
             pthread_mutex_lock(&c->mu);
         }
-        send_locked(c, json_pack("{s:s, s:I, s:I}", "op", "released", "seq",
-                                 json_integer_value(seq), "bytes",
-                                 (json_int_t)(released > (uint64_t)INT64_MAX ? INT64_MAX
-                                                                             : released)));
+        if (send_locked(c, json_pack("{s:s, s:I, s:I}", "op", "released", "seq",
+                                     json_integer_value(seq), "bytes",
+                                     (json_int_t)(released > (uint64_t)INT64_MAX ? INT64_MAX
+                                                                                 : released))) ==
+                0 &&
+            c->cb.count) {
+            struct gov_client_callbacks cb = c->cb;
+            uint64_t b = 0, o = 0;
+            pthread_mutex_unlock(&c->mu);
+            cb.count(cb.ud, &b, &o);
+            pthread_mutex_lock(&c->mu);
+            send_locked(c, json_pack("{s:s, s:I, s:I}", "op", "count", "bytes",
+                                     (json_int_t)(b > (uint64_t)INT64_MAX ? INT64_MAX : b),
+                                     "objects",
+                                     (json_int_t)(o > (uint64_t)INT64_MAX ? INT64_MAX : o)));
+        }
     } else if (strcmp(op, "level") == 0) {
         const char *lv = json_string_value(json_object_get(m, "level"));
         enum gov_level level;

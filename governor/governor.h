@@ -485,10 +485,12 @@ struct gov_client_info {
 /* Called on the thread that reads the socket (yours, or the client's own),
  * never with a client lock held.  shrink releases at least `bytes` (oldest
  * first) and returns the bytes it released; the client answers the governor
- * with that figure.  level is told every change (at soft: stop growing).
- * Either may call gov_client_count(), but not gov_client_register() or
+ * with that figure and then, when count is set, reports what count says the
+ * cache holds now.  level is told every change (at soft: stop growing).
+ * They may call gov_client_count(), but not gov_client_register() or
  * gov_client_admit(). */
 struct gov_client_callbacks {
+    void (*count)(void *ud, uint64_t *bytes, uint64_t *objects);
     uint64_t (*shrink)(void *ud, uint64_t bytes, enum gov_level level, const char *reason);
     void (*level)(void *ud, enum gov_level level);
     void *ud;

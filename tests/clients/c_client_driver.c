@@ -43,6 +43,15 @@ static uint64_t held(struct cache *c)
     return (uint64_t)c->n * BLOCK;
 }
 
+static void on_count(void *ud, uint64_t *bytes, uint64_t *objects)
+{
+    struct cache *c = ud;
+    pthread_mutex_lock(&c->mu);
+    *bytes = held(c);
+    *objects = c->n;
+    pthread_mutex_unlock(&c->mu);
+}
+
 static uint64_t on_shrink(void *ud, uint64_t bytes, enum gov_level level, const char *reason)
 {
     struct cache *c = ud;
@@ -97,7 +106,7 @@ static int grow(struct gov_client *gc, struct cache *c, unsigned blocks)
 int main(int argc, char **argv)
 {
     static struct cache cache = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    struct gov_client_callbacks cb = {on_shrink, on_level, &cache};
+    struct gov_client_callbacks cb = {on_count, on_shrink, on_level, &cache};
     struct gov_client_info info;
     struct gov_client *gc;
     bool thread = argc > 1 && strcmp(argv[1], "--thread") == 0;
