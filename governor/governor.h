@@ -474,6 +474,88 @@ GOV_EXPORT char *gov_utf8_sanitize(const char *s);
  * character in two: the length of the longest such prefix. */
 GOV_EXPORT size_t gov_utf8_cut(const char *s, size_t len, size_t max);
 
+/* ---- the trim protocol's C client (docs/protocol.md) ------------------------------
+ *
+ * For a process other than governord: connect to governord's socket,
+ * register a cache, report what it holds, ask before growing, and release
+ * memory when asked.  Drive it from your own poll loop (gov_client_fd() and
+ * gov_client_process()) or from a thread of its own
+ * (gov_client_start_thread()). */
+
+#define GOV_CLIENT_DEFAULT_SOCKET "/run/governor/governor.sock"
+#define GOV_CLIENT_MAX_LINE 4096       /* bytes of one protocol line, '\n' included */
+#define GOV_CLIENT_TIMEOUT_MS 5000     /* default wait for a register or admit answer */
+
+struct gov_client;
+
+/* What the governor said at registration, updated by level messages. */
+struct gov_client_info {
+    uint64_t id;
+    enum gov_level level;
+    uint64_t limit_bytes, usage_bytes; /* at registration */
+};
+
+/* Called on the thread that reads the socket (yours, or the client's own),
+ * never with a client lock held.  shrink releases at least `bytes` (oldest
+ * first) and returns the bytes it released; the client answers the governor
+ * with that figure and then, when count is set, reports what count says the
+ * cache holds now.  level is told every change (at soft: stop growing).
+ * They may call gov_client_count(), but not gov_client_register() or
+ * gov_client_admit(). */
+struct gov_client_callbacks {
+    void (*count)(void *ud, uint64_t *bytes, uint64_t *objects);
+    uint64_t (*shrink)(void *ud, uint64_t bytes, enum gov_level level, const char *reason);
+    void (*level)(void *ud, enum gov_level level);
+    void *ud;
+};
+
+/* $GOVERNOR_SOCKET, or GOV_CLIENT_DEFAULT_SOCKET when it is unset or empty. */
+GOV_EXPORT const char *gov_client_default_socket(void);
+
+/* Connects to the socket at path (NULL: gov_client_default_socket(); "none"
+ * is refused).  cb may be NULL (a client that never releases anything).
+ * Returns NULL with err on failure. */
+GOV_EXPORT struct gov_client *gov_client_connect(const char *path, const struct gov_client_callbacks *cb,
+                                      char *err, size_t errlen);
+
+/* How long register and admit wait for their answer (0: the default). */
+GOV_EXPORT void gov_client_set_timeout(struct gov_client *c, unsigned timeout_ms);
+
+/* Registers the cache named `name`, holding bytes in objects; waits for the
+ * answer and fills info (may be NULL).  Returns 0, or -1 with err. */
+GOV_EXPORT int gov_client_register(struct gov_client *c, const char *name, uint64_t bytes,
+                        uint64_t objects, struct gov_client_info *info, char *err,
+                        size_t errlen);
+
+/* Reports what the cache holds now (no answer).  Returns 0 or -1 when the
+ * connection is broken (gov_client_error() says why). */
+GOV_EXPORT int gov_client_count(struct gov_client *c, uint64_t bytes, uint64_t objects);
+
+/* Asks whether the cache may grow by bytes; *ok is the answer.  While it
+ * waits, shrink requests that arrive are served (the governor may make room
+ * by shrinking this very cache).  Returns 0, or -1 with err. */
+GOV_EXPORT int gov_client_admit(struct gov_client *c, uint64_t bytes, bool *ok, char *err, size_t errlen);
+
+/* The socket, to poll for POLLIN in your own loop. */
+GOV_EXPORT int gov_client_fd(const struct gov_client *c);
+
+/* Handles whatever the governor has sent (shrink, level), without blocking.
+ * Returns 0, or -1 when the connection has ended. */
+GOV_EXPORT int gov_client_process(struct gov_client *c);
+
+/* Starts a thread that serves the governor's messages; then do not call
+ * gov_client_process().  Returns 0, or -1 with err. */
+GOV_EXPORT int gov_client_start_thread(struct gov_client *c, char *err, size_t errlen);
+
+/* The level last told by the governor. */
+GOV_EXPORT enum gov_level gov_client_level(struct gov_client *c);
+
+/* True when the connection has ended, with the reason in err. */
+GOV_EXPORT bool gov_client_error(struct gov_client *c, char *err, size_t errlen);
+
+/* Stops the thread if any, closes the connection and frees the client. */
+GOV_EXPORT void gov_client_close(struct gov_client *c);
+
 #ifdef __cplusplus
 }
 #endif
