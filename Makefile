@@ -111,6 +111,12 @@ $(BUILD)/libgovernor.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)$(AR) rcs $@ $^
 
+# the C trim-protocol client's test program (tests/integration/test_c_client.py)
+$(BUILD)/clients/c_client_driver: tests/clients/c_client_driver.c $(BUILD)/libgovernor.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libgovernor.a $(LIBS)
+
 # ---- the shared library: soname libgovernor.so.0, only gov_* exported -----
 # (hidden visibility and GOV_EXPORT in governor.h decide what is public; the
 # version script makes sure nothing else leaks).  governord itself links the
