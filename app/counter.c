@@ -578,7 +578,9 @@ static void *file_renewer(void *arg)
 /* Asks the renewer for the next lease (v is in the second half of this one). */
 static void file_want_renewal(struct file_store *f)
 {
+    /* a load first: only the first asker of a lease writes the shared line */
     if (atomic_load_explicit(&f->renew_failed, memory_order_relaxed) ||
+        atomic_load_explicit(&f->wanted, memory_order_relaxed) ||
         atomic_exchange(&f->wanted, true))
         return;
     pthread_mutex_lock(&f->renew_mu);

@@ -2,6 +2,7 @@
 # http.sh -- governord's GET /counter against a reference nginx, with wrk.
 #
 #   bench/http.sh [-d SECONDS] [-r ROUNDS] [-c "64 256"] [-t THREADS] [-l "LEASE..."]
+#                 [-o "NAME..."]
 #
 # For each round and each connection count, three servers are measured one
 # after the other for SECONDS each, on loopback:
@@ -34,6 +35,9 @@
 # the server (all its threads and workers; less sensitive to other load on
 # the machine than req/s), non-2xx answers and socket errors; the summary
 # gives the medians over the rounds and the ratios governord/nginx.
+# -o "governord governord+file" measures only those rows (names as in the
+# summary): more rounds of a comparison in the same time; the ratios to a
+# row left out are shown as "-".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -43,14 +47,16 @@ CONNS="64 256"
 WRK_THREADS=$(nproc)
 GOV_THREADS=${GOV_THREADS:-}
 FILE_LEASES=100000
-while getopts d:r:c:t:l:h opt; do
+ONLY=""
+while getopts d:r:c:t:l:o:h opt; do
     case $opt in
     d) DURATION=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
     c) CONNS=$OPTARG ;;
     t) GOV_THREADS=$OPTARG ;;
     l) FILE_LEASES=$OPTARG ;;
-    *) sed -n '2,35p' "$0"; exit 2 ;;
+    o) ONLY=$OPTARG ;;
+    *) sed -n '2,40p' "$0"; exit 2 ;;
     esac
 done
 bench_prepare
@@ -62,6 +68,8 @@ RESULTS=$WORK/results
 run_wrk() {
     local name=$1 pid=$2 port=$3 conns=$4 round=$5 aux=${6:-} before after line
     local aux_before=0 aux_after=0
+    # -o: only the named rows (more rounds of the rows compared, in the same time)
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
     wrk -t "$WRK_THREADS" -c "$conns" -d 1s "http://127.0.0.1:$port/counter" >/dev/null # warm-up
     before=$(cpu_ticks "$pid")
     [ -n "$aux" ] && aux_before=$(cpu_ticks "$aux")
@@ -216,6 +224,11 @@ echo "churn: $churn_summary" >>"$RESULTS"
 # keys are at least the values handed out (wrk's requests, warm-ups included).
 store_summary="file high-water mark $(tr -d '\n' <"$WORK/counter" 2>/dev/null || echo '?')"
 store_summary+=" ($(curl -s "http://127.0.0.1:$FILE_PORT/counter"))"
+# how often the lease ran out before its renewal was on disk (requests that waited)
+store_summary+=", lease $(curl -s "http://127.0.0.1:$FILE_PORT/metrics" |
+    awk '$1 == "governor_visits_lease_writes_total" { w = $2 }
+         $1 == "governor_visits_lease_waits_total" { x = $2 }
+         END { printf "writes %d, waits %d", w, x }')"
 if [ -n "$REDIS_PIDS" ]; then
     store_summary+="; redis always key $(redis-cli -p "$RA_REDIS_PORT" GET bench)"
     store_summary+=" ($(curl -s "http://127.0.0.1:$RA_PORT/counter"))"
