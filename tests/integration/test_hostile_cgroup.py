@@ -14,7 +14,7 @@ import shutil
 import time
 
 from cgroupfs import MIB, CgroupDir
-from daemon import scaled, write_file
+from daemon import scaled, wait_until, write_file
 
 FAST = "[governor]\ninterval_ms = 20\n[collector]\nenabled = false\n"
 
@@ -106,7 +106,11 @@ def test_cgroup_removed_and_recreated(tmp_path, daemons):
     policy = write_file(tmp_path / "p.ini", FAST)
     cg = CgroupDir(tmp_path / "pod" / "ctr")
     d = daemons(["--cgroup", cg.path, "--policy", policy])
-    counts = []
+    def files():
+        # files only: the sockets of the requests below close asynchronously
+        return len([t for t in d.fds().values() if not t.startswith("socket:")])
+
+    base = None
     for cycle in range(3):
         shutil.rmtree(tmp_path / "pod")  # the container's cgroup is gone
         wait_readyz(d, "No such file or directory")
@@ -120,10 +124,16 @@ def test_cgroup_removed_and_recreated(tmp_path, daemons):
                    s["memory"]["current_bytes"] == (300 + cycle) * MIB,
                    what="the new cgroup's figures")
         assert d.get("/readyz") == (200, "ready\n")
-        # files only: the sockets of the requests above close asynchronously
-        counts.append(len([t for t in d.fds().values() if not t.startswith("socket:")]))
-    # the files are reopened, not opened again beside the old descriptors
-    assert counts[0] == counts[1] == counts[2], counts
+        # The files are reopened, not opened again beside the old
+        # descriptors: after each cycle the count comes back to the first
+        # cycle's.  A descriptor may be open for a moment while a file is
+        # being reopened (seen under valgrind: one more, once), so the count
+        # is waited for; a leak would never come back.
+        if base is None:
+            base = min(files() for _ in range(5))
+        else:
+            wait_until(lambda: files() <= base, 5,
+                       f"descriptors back to {base} after cycle {cycle}")
 
 
 def test_files_vanishing_one_by_one(cgroup, daemons, tmp_path):
