@@ -29,7 +29,6 @@
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,17 +60,12 @@ struct gov_client {
     int wake[2];                  /* a pipe that stops the thread's poll */
 };
 
-static void set_err(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
+/* Formats into the caller's err buffer, which may be NULL. */
+#define set_err(err, len, ...)                                                               \
+    do {                                                                                     \
+        if ((err) && (len))                                                                  \
+            snprintf((err), (len), __VA_ARGS__);                                             \
+    } while (0)
 
 /* Marks the connection broken (first reason wins) and wakes every waiter. */
 static void broken_locked(struct gov_client *c, const char *why)
