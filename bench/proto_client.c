@@ -11,12 +11,14 @@
  *   proto_client idle SOCKET N HOLD_BYTES
  *       N clients on N connections, each registered holding HOLD_BYTES,
  *       served from one poll loop (level lines only: the usage stays low).
- *   proto_client echo ROUNDS [PEER-CMD...]
+ *   proto_client echo ROUNDS PACE_US [PEER-CMD...]
  *       the reference: ROUNDS round trips of one shrink-sized JSON line over
  *       a Unix stream socket (socketpair) to a peer that reads it and writes
  *       it back -- by default a child process of this program in C, else
  *       PEER-CMD run with the socket on its stdin and stdout (the Python
- *       peer).  Prints "echo n=N p50_us=... p99_us=... mean_us=...", exact.
+ *       peer), PACE_US microseconds apart (0: back to back; the governor's shrinks
+ *       come one per tick, to threads that sleep in between).  Prints
+ *       "echo n=N p50_us=... p99_us=... mean_us=...", exact.
  *
  * shrink and idle print "registered N" once connected and run until stdin
  * reaches end of file (or the connection breaks: exit 3).  Written for the
@@ -56,7 +58,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: proto_client shrink SOCKET NAME HOLD_BYTES\n"
                     "       proto_client idle SOCKET N HOLD_BYTES\n"
-                    "       proto_client echo ROUNDS [PEER-CMD...]\n");
+                    "       proto_client echo ROUNDS PACE_US [PEER-CMD...]\n");
     return 2;
 }
 
@@ -153,7 +155,7 @@ static void echo_peer(int fd)
     }
 }
 
-static int echo(int rounds, char **peer)
+static int echo(int rounds, unsigned pace_us, char **peer)
 {
     static const char line[] =
         "{\"op\":\"shrink\",\"seq\":12345,\"bytes\":67108864,\"level\":\"high\","
@@ -183,7 +185,10 @@ static int echo(int rounds, char **peer)
     for (int i = -rounds / 10; i < rounds; i++) { /* a tenth more first: warm-up */
         char buf[512];
         size_t got = 0;
-        uint64_t t0 = now_ns();
+        uint64_t t0;
+        if (pace_us)
+            usleep(pace_us);
+        t0 = now_ns();
         if (write(sv[0], line, sizeof(line) - 1) != (ssize_t)sizeof(line) - 1) {
             perror("write");
             return 1;
@@ -213,8 +218,8 @@ static int echo(int rounds, char **peer)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "echo") == 0 && atoi(argv[2]) > 0)
-        return echo(atoi(argv[2]), argv + 3);
+    if (argc >= 4 && strcmp(argv[1], "echo") == 0 && atoi(argv[2]) > 0)
+        return echo(atoi(argv[2]), (unsigned)atoi(argv[3]), argv + 4);
     if (argc != 5)
         return usage();
     hold = strtoull(argv[4], NULL, 10);

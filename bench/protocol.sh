@@ -13,7 +13,8 @@
 #    the shrink line queued to its `released` handled
 #    (governor_client_shrink_round_trip_seconds).  Reference in the same
 #    run: one shrink line over a Unix stream socket to a peer (C, then
-#    Python) that reads it, parses it (Python) and writes a line back.
+#    Python) that reads it, parses it (Python) and writes a line back, one
+#    round trip every 10 ms like the shrinks (printed back to back too).
 # 2. governord's CPU (all threads) with 0, 8 and 64 idle clients
 #    (registered, 64 MiB each, never asked to shrink: usage 30%), interval
 #    100 ms, over SECONDS (-c, default 20) each, ROUNDS (-r, default 2)
@@ -59,8 +60,11 @@ for kind in c python; do
         tee -a "$WORK/rtt.txt"
     stop_pid "$GOV_PID"
 done
-"$CLIENT" echo 20000 | sed 's/^/reference, c peer: /' | tee -a "$WORK/rtt.txt"
-"$CLIENT" echo 5000 "${MEASURE[@]}" py-peer | sed 's/^/reference, python peer: /' |
+"$CLIENT" echo 20000 0 | sed 's/^/reference back to back, c peer: /'
+"$CLIENT" echo 5000 0 "${MEASURE[@]}" py-peer | sed 's/^/reference back to back, python peer: /'
+# the reference the ratio takes: one round trip per 10 ms, as the shrinks come
+"$CLIENT" echo 1000 10000 | sed 's/^/reference, c peer: /' | tee -a "$WORK/rtt.txt"
+"$CLIENT" echo 1000 10000 "${MEASURE[@]}" py-peer | sed 's/^/reference, python peer: /' |
     tee -a "$WORK/rtt.txt"
 
 # ---- 2. CPU with idle clients ------------------------------------------------------------
