@@ -76,12 +76,12 @@ for round in $(seq "$ROUNDS"); do
             --policy "$WORK/idle.ini" --socket "$WORK/idle-$n.sock"
         if [ "$n" -gt 0 ]; then
             # the clients wait on a pipe that ends when this script closes it
-            exec {hold_fd}> >(exec "$CLIENT" idle "$WORK/idle-$n.sock" "$n" "$HOLD" >"$WORK/idle-$n.out")
+            exec {hold_fd}> >(exec "$CLIENT" idle "$WORK/idle-$n.sock" "$n" "$HOLD" >"$WORK/idle-$n-$round.out")
             for _ in $(seq 500); do
-                grep -q registered "$WORK/idle-$n.out" 2>/dev/null && break
+                grep -q registered "$WORK/idle-$n-$round.out" 2>/dev/null && break
                 sleep 0.02
             done
-            grep -q registered "$WORK/idle-$n.out" || die "the $n idle clients did not register"
+            grep -q registered "$WORK/idle-$n-$round.out" || die "the $n idle clients did not register"
         fi
         sleep 1 # registration and its log lines out of the way
         "${MEASURE[@]}" cpu "$GOV_PID" "$CPU_SECONDS" "cpu, $n idle clients, round $round" |
