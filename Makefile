@@ -117,6 +117,12 @@ $(BUILD)/clients/c_client_driver: tests/clients/c_client_driver.c $(BUILD)/libgo
 	@$(if $(Q),echo "  CCLD    $@")
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libgovernor.a $(LIBS)
 
+# bench/protocol.sh's C clients and echo reference (not installed)
+$(BUILD)/bench/proto_client: bench/proto_client.c $(BUILD)/libgovernor.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libgovernor.a $(LIBS)
+
 # ---- the shared library: soname libgovernor.so.0, only gov_* exported -----
 # (hidden visibility and GOV_EXPORT in governor.h decide what is public; the
 # version script makes sure nothing else leaks).  governord itself links the

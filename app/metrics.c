@@ -150,6 +150,28 @@ static void client_family(FILE *f, const struct trimsock_status *ts, const char 
     }
 }
 
+/* governor_client_shrink_round_trip_seconds: one histogram over all clients. */
+static void rtt_histogram(FILE *f, const struct trimsock_status *ts)
+{
+    const char *name = "governor_client_shrink_round_trip_seconds";
+    uint64_t cum = 0;
+    char le[32];
+    family(f, name, "histogram",
+           "Time from a shrink line queued to a client to its released answer, for the "
+           "shrinks answered within client_timeout_ms.");
+    for (unsigned i = 0; i <= TRIM_RTT_BOUNDS; i++) {
+        cum += ts->rtt_buckets[i];
+        if (i < TRIM_RTT_BOUNDS)
+            snprintf(le, sizeof(le), "%g", (double)trim_rtt_bounds_us[i] / 1e6);
+        else
+            snprintf(le, sizeof(le), "+Inf");
+        u64_sample(f, "governor_client_shrink_round_trip_seconds_bucket", "le", le, cum);
+    }
+    double_sample(f, "governor_client_shrink_round_trip_seconds_sum", NULL, NULL,
+                  (double)ts->rtt_sum_us / 1e6);
+    u64_sample(f, "governor_client_shrink_round_trip_seconds_count", NULL, NULL, ts->rtt_count);
+}
+
 static void client_families(FILE *f, struct trimsock *sock)
 {
     struct trimsock_status *ts = malloc(sizeof(*ts));
@@ -172,6 +194,7 @@ static void client_families(FILE *f, struct trimsock *sock)
     counter_u64(f, "governor_client_timeouts_total",
                 "Shrinks a client did not answer within client_timeout_ms.",
                 ts->timeouts_total);
+    rtt_histogram(f, ts);
     client_family(f, ts, "governor_client_bytes", "gauge",
                   "Bytes a registered client reports holding.",
                   offsetof(struct trimsock_client_status, bytes));

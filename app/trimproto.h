@@ -71,4 +71,15 @@ struct trim_candidate {
  * candidates hold less). */
 uint64_t trim_distribute(const struct trim_candidate *c, size_t n, uint64_t want, uint64_t *ask);
 
+/* ---- shrink round trips ---- */
+
+/* The histogram of shrink round trips (a shrink queued to its `released`):
+ * upper bounds in microseconds, ascending; a last bucket (+Inf) follows. */
+#define TRIM_RTT_BOUNDS 16
+extern const uint64_t trim_rtt_bounds_us[TRIM_RTT_BOUNDS];
+
+/* The bucket of a round trip of us microseconds: the first bound >= us, or
+ * TRIM_RTT_BOUNDS (+Inf) above the last. */
+unsigned trim_rtt_bucket(uint64_t us);
+
 #endif

@@ -82,6 +82,7 @@ struct client {
     int64_t last_answer_wall_ms;
     uint64_t last_seq;             /* the highest seq sent to it */
     uint64_t pending_seq, pending_bytes, pending_deadline_ms;
+    uint64_t pending_sent_us;      /* monotonic, when the shrink was queued */
     uint64_t admit_bytes, admit_ticket;
     size_t outlen;
     pid_t pid;
@@ -130,6 +131,9 @@ struct trimsock {
     unsigned connections;
     uint64_t connections_total, rejected_total, protocol_errors_total, timeouts_total,
         overflows_total;
+    /* shrink round trips answered in time: the shrink queued to its
+     * `released` handled (governor_client_shrink_round_trip_seconds) */
+    uint64_t rtt_buckets[TRIM_RTT_BOUNDS + 1], rtt_count, rtt_sum_us;
     struct client clients[TRIM_MAX_CLIENTS];
 };
 
@@ -143,6 +147,13 @@ static uint64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static int64_t wall_ms(void)
@@ -455,7 +466,8 @@ static uint64_t clients_shrink(void *ctx, uint64_t bytes)
     int slot[TRIM_MAX_CLIENTS] = {0};
     enum gov_level level = s->g ? gov_level(s->g) : GOV_LEVEL_NORMAL;
     const char *reason = shrink_reason(level);
-    uint64_t deadline = mono_ms() + atomic_load(&s->timeout_ms);
+    uint64_t sent_us = mono_us();
+    uint64_t deadline = sent_us / 1000u + atomic_load(&s->timeout_ms);
     size_t n = 0;
     bool queued = false;
 
@@ -485,6 +497,7 @@ static uint64_t clients_shrink(void *ctx, uint64_t bytes)
         c->pending_seq = seq;
         c->pending_bytes = ask[k];
         c->pending_deadline_ms = deadline;
+        c->pending_sent_us = sent_us;
         c->pending_level = level;
         c->pending_admission = in_client_admit || level < GOV_LEVEL_HIGH;
         queued = true;
@@ -674,6 +687,11 @@ static void do_released(struct trimsock *s, struct client *c, const struct trim_
     was_unresponsive = c->unresponsive;
     c->unresponsive = false; /* it answers again (a late answer counts too) */
     if (m->seq == c->pending_seq) {
+        uint64_t now_us = mono_us();
+        uint64_t rtt = now_us > c->pending_sent_us ? now_us - c->pending_sent_us : 0;
+        s->rtt_buckets[trim_rtt_bucket(rtt)]++;
+        s->rtt_count++;
+        s->rtt_sum_us += rtt;
         level = c->pending_level;
         admission = c->pending_admission;
         c->pending_seq = 0;
@@ -1023,6 +1041,9 @@ void trimsock_snapshot(struct trimsock *s, struct trimsock_status *out)
     out->protocol_errors_total = s->protocol_errors_total;
     out->timeouts_total = s->timeouts_total;
     out->overflows_total = s->overflows_total;
+    memcpy(out->rtt_buckets, s->rtt_buckets, sizeof(out->rtt_buckets));
+    out->rtt_count = s->rtt_count;
+    out->rtt_sum_us = s->rtt_sum_us;
     for (int i = 0; i < TRIM_MAX_CLIENTS; i++) {
         const struct client *c = &s->clients[i];
         struct trimsock_client_status *o;

@@ -55,6 +55,10 @@ struct trimsock_status {
     unsigned connections;      /* open connections (registered or not) */
     uint64_t connections_total, rejected_total, protocol_errors_total, timeouts_total,
         overflows_total;
+    /* shrinks answered in time, by round trip (queued to `released` handled):
+     * rtt_buckets[i] counts those within trim_rtt_bounds_us[i] (not
+     * cumulative; the last is above every bound), rtt_sum_us their sum */
+    uint64_t rtt_buckets[TRIM_RTT_BOUNDS + 1], rtt_count, rtt_sum_us;
     unsigned nclients;         /* registered clients, in clients[] by id */
     struct trimsock_client_status clients[TRIM_MAX_CLIENTS];
 };

@@ -139,6 +139,13 @@ def parse_exposition(text):
             m = _SAMPLE.match(line)
             assert m, f"line {n}: not a sample: {line!r}"
             name, _, labels_text, value = m.groups()
+            suffix = None
+            if current and families[current]["type"] == "histogram" and name != current:
+                # a histogram's samples: NAME_bucket{le}, NAME_sum, NAME_count
+                suffix = name[len(current):]
+                assert name.startswith(current) and suffix in ("_bucket", "_sum", "_count"), \
+                    f"line {n}: sample {name} outside its histogram {current}"
+                name = current
             assert name == current, f"line {n}: sample of {name} outside its family"
             assert families[name]["type"], f"line {n}: sample before TYPE"
             labels = {}
@@ -149,6 +156,10 @@ def parse_exposition(text):
                     assert lm, f"line {n}: bad labels {labels_text!r}"
                     labels[lm.group(1)] = _unescape(lm.group(2))
                     pos = lm.end()
+            if families[name]["type"] == "histogram":
+                assert suffix, f"line {n}: histogram sample {name} without a suffix"
+                assert (suffix == "_bucket") == ("le" in labels), f"line {n}: le"
+                labels["__suffix__"] = suffix  # value(f, NAME, __suffix__="_count", ...)
             key = frozenset(labels.items())
             assert key not in families[name]["samples"], f"line {n}: duplicate series"
             families[name]["samples"][key] = float(value)

@@ -79,6 +79,7 @@ REQUIRED = {
     "governor_client_shrinks_total": "counter",
     "governor_client_released_bytes_total": "counter",
     "governor_client_unresponsive": "gauge",
+    "governor_client_shrink_round_trip_seconds": "histogram",
     # the standard process metrics of the Prometheus client libraries
     "process_cpu_seconds_total": "counter",
     "process_resident_memory_bytes": "gauge",

@@ -90,6 +90,12 @@ def test_every_message_round_trip(setup, tmp_path):
     s.usage(0.75)
     assert a.expect("level", skip=()) == {"op": "level", "level": "soft"}
 
+    rtt = "governor_client_shrink_round_trip_seconds"
+    f = parse_exposition(metrics_text(s.d))
+    assert f[rtt]["type"] == "histogram"
+    assert value(f, rtt, __suffix__="_count") == 0
+    assert value(f, rtt, __suffix__="_bucket", le="+Inf") == 0
+
     # high: a shrink for what it holds (0.9 - target 0.6 of 1 GiB is more)
     s.usage(0.90)
     seen = lines_until(a, lambda seen: ops(seen, "shrink") and
@@ -115,6 +121,15 @@ def test_every_message_round_trip(setup, tmp_path):
     assert sample(f, "governor_client_released_bytes_total", **labels) == 40 * MIB
     assert sample(f, "governor_client_unresponsive", **labels) == 0
     assert value(f, "governor_released_bytes_total", level="high") >= 40 * MIB
+    # the round trip of that one shrink (queued -> released) is counted once,
+    # in the histogram's cumulative buckets up to +Inf
+    assert value(f, rtt, __suffix__="_count") == 1
+    assert value(f, rtt, __suffix__="_bucket", le="+Inf") == 1
+    assert 0 < value(f, rtt, __suffix__="_sum") < 60
+    buckets = sorted((float(dict(k)["le"]), v) for k, v in f[rtt]["samples"].items()
+                     if ("__suffix__", "_bucket") in k)
+    assert [b for b, _ in buckets][:2] == [0.00005, 0.0001] and len(buckets) == 17
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
     for name, kind in (("governor_client_connections_total", "counter"),
                        ("governor_client_rejected_total", "counter"),
                        ("governor_client_protocol_errors_total", "counter"),

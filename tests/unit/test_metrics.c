@@ -236,6 +236,7 @@ static void renders_a_valid_document(void **state)
     size_t len = 0;
     char *doc, *copy, *line, *save = NULL;
     char family[128] = "", helped[128] = "", seen[96][128];
+    bool histogram = false;
     int families = 0;
     (void)state;
 
@@ -279,6 +280,11 @@ static void renders_a_valid_document(void **state)
     assert_true(has_line(doc, "governor_http_requests_total{path=\"/counter\",code=\"other\"} 1"));
     /* zero request counts are left out, the family is not */
     assert_null(strstr(doc, "path=\"/governor\""));
+    /* the shrink round-trip histogram, empty without clients */
+    assert_true(has_line(doc, "governor_client_shrink_round_trip_seconds_bucket{le=\"5e-05\"} 0"));
+    assert_true(has_line(doc, "governor_client_shrink_round_trip_seconds_bucket{le=\"0.005\"} 0"));
+    assert_true(has_line(doc, "governor_client_shrink_round_trip_seconds_bucket{le=\"+Inf\"} 0"));
+    assert_true(has_line(doc, "governor_client_shrink_round_trip_seconds_count 0"));
     /* no peak: the kernel did not report one */
     assert_null(strstr(doc, "governor_memory_peak_bytes"));
 
@@ -297,9 +303,20 @@ static void renders_a_valid_document(void **state)
         } else if (sscanf(line, "# TYPE %127s", name) == 1) {
             assert_string_equal(name, helped);
             strcpy(family, name);
+            histogram = strstr(line, " histogram") != NULL;
         } else {
             assert_int_equal(strncmp(line, family, strlen(family)), 0);
-            char c = line[strlen(family)];
+            const char *rest = line + strlen(family);
+            /* a histogram's samples are NAME_bucket{le=...}, NAME_sum, NAME_count */
+            if (histogram) {
+                if (strncmp(rest, "_bucket{le=", 11) == 0)
+                    rest += 7;
+                else if (strncmp(rest, "_sum", 4) == 0 || strncmp(rest, "_count", 6) == 0)
+                    rest += rest[1] == 's' ? 4 : 6;
+                else
+                    fail_msg("histogram sample without its suffix: %s", line);
+            }
+            char c = *rest;
             assert_true(c == ' ' || c == '{');
         }
     }

@@ -196,6 +196,23 @@ static void parses_socket_groups(void **state)
     assert_int_equal(trimsock_parse_group("99999999999", &gid, err, sizeof(err)), -1);
 }
 
+static void buckets_round_trips(void **state)
+{
+    (void)state;
+    for (unsigned i = 1; i < TRIM_RTT_BOUNDS; i++)
+        assert_true(trim_rtt_bounds_us[i - 1] < trim_rtt_bounds_us[i]);
+    assert_int_equal(trim_rtt_bucket(0), 0);
+    assert_int_equal(trim_rtt_bucket(50), 0); /* le: the bound itself is inside */
+    assert_int_equal(trim_rtt_bucket(51), 1);
+    assert_int_equal(trim_rtt_bucket(4999), 6);
+    assert_int_equal(trim_rtt_bucket(5000), 6);
+    assert_int_equal(trim_rtt_bounds_us[6], 5000);
+    assert_int_equal(trim_rtt_bucket(5001), 7);
+    assert_int_equal(trim_rtt_bucket(10000000), TRIM_RTT_BOUNDS - 1);
+    assert_int_equal(trim_rtt_bucket(10000001), TRIM_RTT_BOUNDS);
+    assert_int_equal(trim_rtt_bucket(UINT64_MAX), TRIM_RTT_BOUNDS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +222,7 @@ int main(void)
         cmocka_unit_test(formats_lines),
         cmocka_unit_test(spreads_largest_holder_first),
         cmocka_unit_test(parses_socket_groups),
+        cmocka_unit_test(buckets_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
