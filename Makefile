@@ -23,7 +23,8 @@
 #   make test-vm    the cgroup v2 proof: boots Debian's cloud kernel under
 #                   QEMU and runs governord on its real v2 memory controller
 #   make demo       the seed's scenario on this machine's memory cgroup, with
-#                   and without the governor (as root)
+#                   and without the governor, and the seed's Flask app under
+#                   governord -- python3 (as root; DEMO_APP_SECONDS=60)
 #   make test-browser  the live page in headless Chromium against the daemon
 #   make screenshot    run test-browser and copy its screenshot to docs/
 #   make clean

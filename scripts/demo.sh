@@ -15,14 +15,26 @@
 # observe run was OOM-killed, else 1.  The cgroup and the temporary files
 # are removed on every exit path.
 #
+# The third part is the proof of any app (issue 10): the seed's own Flask
+# app (examples/flask-seed: every /counter appends a 500 MiB block to a
+# global list) in a 1 GiB cgroup, run as `governord -- python3 app.py`.
+# Governed (app_governed.py: its list is the Python client's GovernedBuffer)
+# it must answer the seed's loop of 20 requests 20/20 and go on answering
+# for DEMO_APP_SECONDS with oom_kill 0; ungoverned (app.py) the kernel
+# OOM-kills it and governord exits 137.  Both must hold for exit 0.
+#
 # Usage (as root): scripts/demo.sh [GOVERNORD_BINARY]   (default build/governord)
-# Environment: DEMO_LIMIT (default 256M), DEMO_BLOCK (96Mi), DEMO_INTERVAL_MS (200)
+# Environment: DEMO_LIMIT (default 256M), DEMO_BLOCK (96Mi), DEMO_INTERVAL_MS (200),
+#              DEMO_APP_SECONDS (60: how long the governed Flask app is requested)
 set -euo pipefail
 
 governord=${1:-build/governord}
 LIMIT=${DEMO_LIMIT:-256M}
 BLOCK=${DEMO_BLOCK:-96Mi}
 INTERVAL_MS=${DEMO_INTERVAL_MS:-200}
+APP_SECONDS=${DEMO_APP_SECONDS:-60}
+APP_LIMIT=1Gi   # the seed's pod
+here=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "demo: $*" >&2; exit 1; }
 [ -x "$governord" ] || die "$governord not found (run make first)"
@@ -30,6 +42,15 @@ die() { echo "demo: $*" >&2; exit 1; }
 for t in curl jq; do
     command -v $t >/dev/null || die "needs $t (apt-get install $t, or scripts/deps.sh test)"
 done
+[[ "$APP_SECONDS" =~ ^[0-9]+$ ]] || die "DEMO_APP_SECONDS must be a whole number of seconds"
+# the third part's Python: the first that has Flask (Debian's python3-flask)
+py=""
+for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null && "$p" -c 'import flask' 2>/dev/null; then
+        py=$(command -v "$p"); break
+    fi
+done
+[ -n "$py" ] || die "needs Flask for python3 (apt-get install python3-flask, or scripts/deps.sh test)"
 
 # ---- which memory controller ------------------------------------------------
 # The mount of the memory controller from mountinfo: a cgroup2 mount whose
@@ -62,6 +83,8 @@ stop_run() {
     [ -n "$job" ] && { wait "$job" 2>/dev/null || true; }
     pid="" job=""
     if [ -d "$cg" ]; then
+        # what is left in our cgroup (a child governord could not stop)
+        while read -r p; do kill -KILL "$p" 2>/dev/null || true; done < "$cg/cgroup.procs"
         for _ in $(seq 50); do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
         [ -d "$cg" ] && echo "demo: could not remove $cg" >&2
     fi
@@ -186,8 +209,101 @@ decision_table() {
         end' "$tmp/governor.json"
 }
 
+# run_app APP: governord -- python3 examples/flask-seed/APP in a fresh 1 GiB
+# cgroup, the seed's loop of 20 requests, then (GOVERNED=true) requests on
+# until APP_SECONDS have passed; sets ANSWERS, INORDER, OOMS, PEAK, STATUS,
+# ELAPSED.  The app's output (werkzeug's log) goes to $tmp/app.log.
+run_app() {
+    local app=$1 port="" aport="" t0 body lat t use i=0 next_note
+    mkdir "$cg"
+    bytes "$APP_LIMIT" > "$cg/$f_limit"
+    if [ $version = v2 ] && [ -e "$cg/memory.swap.max" ]; then echo 0 > "$cg/memory.swap.max"; fi
+    if [ $version = v1 ] && [ -e "$cg/memory.memsw.limit_in_bytes" ]; then
+        bytes "$APP_LIMIT" > "$cg/memory.memsw.limit_in_bytes"
+    fi
+    : > "$tmp/log"; : > "$tmp/app.log"
+    rm -f "$tmp/pid" "$tmp/status" "$tmp/governor.json"
+    mkdir -p "$tmp/s"
+    # the app's output (Flask's banner, werkzeug's request log) to a file of its own
+    # shellcheck disable=SC2016
+    ( set +e
+      (echo "$BASHPID" > "$cg/cgroup.procs" && echo "$BASHPID" > "$tmp/pid" &&
+          PYTHONPATH="$here/clients/python" exec "$governord" --listen 127.0.0.1:0 \
+              --policy "$here/policies/default.ini" --socket "$tmp/s/g.sock" \
+              -- sh -c 'exec "$@" > "$0" 2>&1' "$tmp/app.log" \
+                 "$py" "$here/examples/flask-seed/$app" 0 2> "$tmp/log")
+      echo $? > "$tmp/status" ) 2>/dev/null &
+    job=$!
+    for _ in $(seq 300); do
+        port=$(grep '"event":"start"' "$tmp/log" | jq -r .port 2>/dev/null || true)
+        aport=$(sed -n 's|.*Running on http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/app.log")
+        [ -n "$port" ] && [ -n "$aport" ] && break
+        [ -e "$tmp/status" ] && { cat "$tmp/log" "$tmp/app.log" >&2; die "governord or the app did not start"; }
+        sleep 0.1
+    done
+    if [ -z "$port" ] || [ -z "$aport" ]; then die "no port from governord or the Flask app"; fi
+    pid=$(cat "$tmp/pid")
+
+    ANSWERS=0 INORDER=true
+    t0=$EPOCHREALTIME next_note=10
+    while :; do
+        i=$((i + 1))
+        t=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%5.1f", b - a }')
+        if body=$(curl -sS -m 60 -w '\t%{time_total}' "http://127.0.0.1:$aport/counter" 2>&1); then
+            ANSWERS=$((ANSWERS + 1))
+            lat=${body##*$'\t'} body=${body%%$'\n'*}
+            [ "$body" = "Counter value: $i" ] || INORDER=false
+            if [ $i -le 20 ]; then
+                use=$(cat "$cg/$f_usage" 2>/dev/null || echo 0)
+                printf '  %ss  curl /counter  %-18s %5.2f s   cgroup usage %6s of %s\n' "$t" \
+                    "$body" "$lat" "$(mi "$use")" "$APP_LIMIT"
+            fi
+        else
+            printf '  %ss  curl /counter  FAILED: %s\n' "$t" "$(grep -m1 -o 'curl: .*' <<<"$body" | cut -c7-)"
+            break
+        fi
+        ELAPSED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
+        if [ $i -eq 20 ]; then
+            $GOVERNED || break
+            echo "  ... 20/20; requesting on until ${APP_SECONDS} s have passed"
+            next_note=$(( (ELAPSED / 10 + 1) * 10 ))
+        fi
+        if [ $i -gt 20 ] && [ "$ELAPSED" -ge "$next_note" ]; then
+            printf '  %ss  %d answers, cgroup usage %s of %s, oom_kill %s\n' "$t" "$ANSWERS" \
+                "$(mi "$(cat "$cg/$f_usage")")" "$APP_LIMIT" "$(oom_kills)"
+            next_note=$((next_note + 10))
+        fi
+        [ $i -ge 20 ] && [ "$ELAPSED" -ge "$APP_SECONDS" ] && break
+    done
+    ELAPSED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+    curl -sS -m 5 "http://127.0.0.1:$port/governor" > "$tmp/governor.json" 2>/dev/null || true
+    if ! $GOVERNED; then
+        # the kernel's kill ends the app; governord follows with its status
+        for _ in $(seq 300); do [ -e "$tmp/status" ] && break; sleep 0.1; done
+    fi
+    OOMS=$(oom_kills)
+    PEAK=$(cat "$cg/$f_peak" 2>/dev/null || echo 0)
+    if kill -0 "$pid" 2>/dev/null; then
+        STATUS=alive
+    else
+        wait "$job" || true
+        STATUS=$(cat "$tmp/status")
+        pid="" job=""
+    fi
+}
+
+# The client's view from /governor: what the app registered and gave back.
+client_view() {
+    [ -s "$tmp/governor.json" ] || { echo "    (no /governor answer)"; return; }
+    jq -r '.clients[] | "    client \(.id) \"\(.name)\" (pid \(.pid)): holds \(.bytes / 1048576 | floor)Mi in \(.objects) block(s); \(.shrinks) shrinks asked, \(.released_bytes / 1048576 | floor)Mi released, unresponsive \(.unresponsive)"' \
+        "$tmp/governor.json"
+    jq -r '"    admissions: \([.decisions[] | select(.action == "evict") | .repeat] | add // 0) made room by evicting, \([.decisions[] | select(.action == "refuse") | .repeat] | add // 0) refused"' \
+        "$tmp/governor.json"
+}
+
 total_mem=$(( $(awk '/MemAvailable/ { print $2 }' /proc/meminfo) * 1024 ))
 [ "$total_mem" -gt $(( $(bytes "$LIMIT") * 2 )) ] || die "less than 2 x $LIMIT of memory available"
+[ "$total_mem" -gt $(( $(bytes "$APP_LIMIT") * 2 )) ] || die "less than 2 x $APP_LIMIT of memory available"
 
 if [ $version = v2 ]; then
     echo "cgroup v2 (memory controller at $mnt): $name, memory.max = $LIMIT"
@@ -218,6 +334,25 @@ fi
 stop_run
 
 echo
+echo "3) any app: the seed's Flask app (examples/flask-seed, a 500 MiB block per /counter) in a $APP_LIMIT cgroup"
+echo "   a) governord -- python3 app_governed.py   (its list is a GovernedBuffer: the one change)"
+GOVERNED=true run_app app_governed.py
+a_answers=$ANSWERS a_inorder=$INORDER a_ooms=$OOMS a_peak=$PEAK a_status=$STATUS a_elapsed=$ELAPSED
+echo "  the governor's decisions (newest 8, as /governor shows them):"
+decision_table
+echo "  the client's view (/governor clients):"
+client_view
+echo "  => $a_answers answered in ${a_elapsed} s, in order $a_inorder, oom_kill $a_ooms, peak $(mi "$a_peak") of $APP_LIMIT, governord $a_status"
+stop_run
+echo "   b) governord -- python3 app.py   (the seed's app as it was)"
+GOVERNED=false run_app app.py
+b_answers=$ANSWERS b_ooms=$OOMS b_peak=$PEAK b_status=$STATUS
+jq -r 'select(.event == "child_exit" or (.event == "exit")) | "    governord: \(.msg)\(if .how then " (" + .how + ")" else "" end), exit \(.exit_code)"' \
+    "$tmp/log" 2>/dev/null || true
+echo "  => $b_answers answered, then governord $b_status, oom_kill $b_ooms, peak $(mi "$b_peak") of $APP_LIMIT"
+stop_run
+
+echo
 ok=true
 if [ "$e_answers" -eq 21 ] && [ "$e_ooms" -eq 0 ] && [ "$e_status" = alive ]; then
     echo "demo: with the governor: 21/21 answers, no OOM kill (peak $(mi "$e_peak") of $LIMIT)"
@@ -229,6 +364,19 @@ if [ "${o_ooms:-0}" -ge 1 ]; then
     echo "demo: without it (observe): OOM-killed by the kernel after $o_answers answers"
 else
     echo "demo: UNEXPECTED: in observe mode the kernel did not OOM-kill governord (oom_kill ${o_ooms:-?})"
+    ok=false
+fi
+if [ "$a_answers" -ge 20 ] && $a_inorder && [ "$a_ooms" -eq 0 ] && [ "$a_status" = alive ] &&
+        [ "$a_elapsed" -ge "$APP_SECONDS" ] && [ "$a_peak" -lt "$(bytes "$APP_LIMIT")" ]; then
+    echo "demo: the Flask app governed: 20/20 (then $a_answers in all over ${a_elapsed} s), oom_kill 0, peak $(mi "$a_peak") of $APP_LIMIT"
+else
+    echo "demo: UNEXPECTED: the governed Flask app: $a_answers answers (in order: $a_inorder) in ${a_elapsed} s, oom_kill $a_ooms, peak $(mi "$a_peak"), governord $a_status"
+    ok=false
+fi
+if [ "$b_status" = 137 ] && [ "${b_ooms:-0}" -ge 1 ]; then
+    echo "demo: the Flask app ungoverned: OOM-killed after $b_answers answers, governord exit 137"
+else
+    echo "demo: UNEXPECTED: the ungoverned Flask app: governord $b_status, oom_kill ${b_ooms:-?}"
     ok=false
 fi
 $ok

@@ -36,6 +36,8 @@ VM_PKGS="qemu-system-x86 cpio jq libc6-dev"
 # make test-browser: the live page in headless Chromium; PIL checks the screenshots
 BROWSER_PKGS="chromium python3-pil"
 # load tests, fuzzing (clang 14 + libFuzzer runtime), valgrind, lint
+# the proof of issue 10 (make demo, make test-kernel): the seed's Flask app
+TEST_PKGS="$TEST_PKGS python3-flask"
 TEST_PKGS="$TEST_PKGS wrk clang-14 libclang-rt-14-dev valgrind cppcheck clang-tidy-14"
 BENCH_PKGS="wrk nginx python3 curl"
 # the Dockerfile's build stage: dpkg-dev unpacks and builds libmicrohttpd's source package

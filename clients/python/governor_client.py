@@ -12,6 +12,9 @@ file; copy it into your application.
     buf = GovernedBuffer("collector")
     if buf.append(b"x" * (64 << 20)):
         ...                      # admitted and appended
+    # or: ask first, make the block only once admitted
+    if not buf.add(64 << 20, lambda: bytearray(64 << 20)):
+        ...                      # refused: the block was never made
     buf.close()
 
     # or your own cache
@@ -215,7 +218,9 @@ class GovernedBuffer:
     admission first, and a shrink drops the oldest blocks until at least the
     asked bytes are gone, answering with what it dropped.
 
-    buf = GovernedBuffer("collector"); buf.append(block) -> bool."""
+    buf = GovernedBuffer("collector"); buf.append(block) -> bool;
+    buf.add(size, make) -> bool (make() is called only after the governor
+    admitted `size`)."""
 
     def __init__(self, name, path=None, timeout=5.0, connect=True):
         self._lock = threading.Lock()
@@ -254,6 +259,31 @@ class GovernedBuffer:
         with self._lock:
             self._blocks.append(block)
             self._bytes += size
+            b, o = self._bytes, len(self._blocks)
+        self.client.count(b, o)
+        return True
+
+    def add(self, size, make):
+        """Asks admission for `size` bytes and, only when admitted, calls
+        make() and appends the block it returns; returns whether it did
+        (False: refused, and make() was never called; an exception of
+        make() is passed on and nothing is appended).
+
+        This is append() for blocks that must not exist before the governor
+        said yes: a 500 MiB block under a 1 GiB limit would itself pass the
+        limit if it were made first and asked about after.  `size` is what
+        is asked for; make() should return a block of that size (its len()
+        is what is counted, and what a shrink counts as dropped).  Never
+        call it with a lock that on_shrink-side code needs: the governor
+        may shrink this very buffer before it answers."""
+        size = int(size)
+        if not self.client.admit(size):
+            self.refused += 1
+            return False
+        block = make()
+        with self._lock:
+            self._blocks.append(block)
+            self._bytes += len(block)
             b, o = self._bytes, len(self._blocks)
         self.client.count(b, o)
         return True

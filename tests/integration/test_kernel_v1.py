@@ -17,7 +17,7 @@ import time
 import pytest
 
 from cgroupfs import MIB
-from daemon import Daemon, scaled, write_file
+from daemon import Daemon, scaled, wait_until, write_file
 
 V1_ROOT = "/sys/fs/cgroup/memory"
 LIMIT = 512 * MIB
@@ -179,3 +179,163 @@ def test_supervised_child_oom_killed_exits_137_and_says_so(tmp_path):
     finally:
         d.close()
         cg.remove()
+
+
+# ---- the proof: the seed's Flask app, governed and not (issue 10, item 5) ----------------
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+FLASK_SEED = os.path.join(REPO, "examples", "flask-seed")
+CLIENTS_DIR = os.path.join(REPO, "clients", "python")
+PROOF_LIMIT = 1024 * MIB   # the seed's pod: 1 GiB, blocks of 500 MiB
+PROOF_SECONDS = 60         # the issue's claim: 20/20 and oom_kill 0 for 60 s
+
+
+def has_flask():
+    import importlib.util
+    return importlib.util.find_spec("flask") is not None
+
+
+needs_flask = pytest.mark.skipif(not has_flask(),
+                                 reason=f"{sys.executable} cannot import flask "
+                                        "(apt-get install python3-flask, scripts/deps.sh test)")
+
+
+class ProofCgroup(V1Cgroup):
+    """A 1 GiB v1 memory cgroup whose processes are all killed on removal
+    (governord's child too: it stays in the cgroup when governord dies)."""
+
+    def kill_all(self):
+        for line in self.read("cgroup.procs").split():
+            try:
+                os.kill(int(line), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def peak(self):
+        return int(self.read("memory.max_usage_in_bytes"))
+
+
+@pytest.fixture
+def proof(request, tmp_path):
+    import shutil
+    import tempfile
+    name = f"governord-test-{os.getpid()}-{request.node.name}"[:100]
+    cg = ProofCgroup(name, PROOF_LIMIT)
+    sockdir = tempfile.mkdtemp(prefix="gp", dir="/tmp")  # sun_path holds 107 bytes
+    state = {"daemon": None}
+
+    def start(app):
+        """governord --socket ... -- python3 app 0 in the cgroup; returns
+        (daemon, the Flask app's port).  The app's stderr (werkzeug's log)
+        goes to a file of its own: governord's log stays JSON lines."""
+        sock = os.path.join(sockdir, "g.sock")
+        applog = tmp_path / f"{app}.log"
+        enter = ["sh", "-c", f'echo $$ > {cg.path}/cgroup.procs && exec "$@"', "sh"]
+        child = ["sh", "-c", f'exec "$@" 2> {applog}', "sh",
+                 sys.executable, os.path.join(FLASK_SEED, app), "0"]
+        d = Daemon(["--policy", os.path.join(REPO, "policies", "default.ini"),
+                    "--listen", "127.0.0.1:0", "--socket", sock, "--", *child],
+                   log_path=str(tmp_path / "governord.log"), wrapper=enter,
+                   env={"GOVERNOR_SOCKET": sock, "PYTHONPATH": CLIENTS_DIR})
+        state["daemon"] = d
+
+        def port():
+            try:
+                text = applog.read_text()
+            except FileNotFoundError:
+                return None
+            assert d.proc.poll() is None, f"governord exited:\n{d.log_text()}\n{text}"
+            for line in text.splitlines():
+                if "Running on http://127.0.0.1:" in line:
+                    return int(line.rsplit(":", 1)[1].strip())
+            return None
+
+        return d, wait_until(port, 30, f"the Flask app's port in {applog}"), applog
+
+    yield cg, start
+    if state["daemon"] is not None:
+        state["daemon"].close()
+    cg.kill_all()
+    cg.remove()
+    shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def counter(port):
+    """One `curl /counter` to the Flask app: (status, body), or None when the
+    connection failed (the app is gone)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(60))
+    try:
+        conn.request("GET", "/counter")
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+@needs_flask
+def test_flask_seed_governed_answers_20_of_20_for_60s_without_oom(proof):
+    """`governord -- python3 app_governed.py` in a real 1 GiB cgroup: the
+    seed's loop of 20 `curl /counter`, each appending a 500 MiB block, all
+    answered; then on for 60 s in all, oom_kill 0, the peak below the limit."""
+    cg, start = proof
+    d, port, applog = start("app_governed.py")
+    answers = []
+    t0 = time.monotonic()
+    while len(answers) < 20 or time.monotonic() - t0 < PROOF_SECONDS:
+        r = counter(port)
+        assert r is not None, (f"request {len(answers) + 1} failed after {answers[-3:]}, "
+                               f"oom_kill {cg.oom_kills()}:\n{d.log_text()[-3000:]}")
+        code, body = r
+        assert code == 200 and body.startswith("Counter value: "), (code, body)
+        answers.append(int(body.split()[-1]))
+    elapsed = time.monotonic() - t0
+    st = d.status()
+    peak = cg.peak()
+    (client,) = st["clients"]
+    # the governor's decisions (/governor collapses repeats into one row)
+    evicts = sum(r["repeat"] for r in st["decisions"] if r["action"] == "evict")
+    refused = sum(r["repeat"] for r in st["decisions"] if r["action"] == "refuse")
+    print(f"\n{len(answers)} answers in {elapsed:.0f} s, peak {peak / MIB:.0f} MiB of "
+          f"{PROOF_LIMIT / MIB:.0f} MiB ({peak / PROOF_LIMIT:.0%}), oom_kill {cg.oom_kills()}, "
+          f"client shrinks {client['shrinks']} released {client['released_bytes'] / MIB:.0f} MiB, "
+          f"admission evictions {evicts}, refusals {refused}")
+    assert answers == list(range(1, len(answers) + 1))
+    assert len(answers) >= 20 and elapsed >= PROOF_SECONDS
+    assert cg.oom_kills() == 0
+    assert d.proc.poll() is None
+    assert peak < PROOF_LIMIT
+    # the governor really made the room: without it N blocks of 500 MiB
+    assert client["name"] == "collector" and client["shrinks"] >= len(answers) - 2
+    assert client["bytes"] <= 2 * 500 * MIB and client["unresponsive"] is False
+    assert evicts >= 1
+    assert d.stop() == 128 + signal.SIGTERM  # SIGTERM forwarded to the app
+
+
+@needs_flask
+def test_flask_seed_ungoverned_is_oom_killed_exit_137(proof):
+    """The same app without the client (app.py): the kernel OOM-kills it
+    within the seed's loop, governord exits 137 and says so."""
+    cg, start = proof
+    d, port, applog = start("app.py")
+    answers = []
+    for _ in range(20):
+        r = counter(port)
+        if r is None:
+            break
+        assert r[0] == 200, r
+        answers.append(int(r[1].split()[-1]))
+    try:
+        code = d.proc.wait(timeout=scaled(30))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"governord still runs after {answers}:\n{d.log_text()[-2000:]}")
+    print(f"\n{len(answers)} answers, then governord exit {code}, oom_kill {cg.oom_kills()}, "
+          f"peak {cg.peak() / MIB:.0f} MiB of {PROOF_LIMIT / MIB:.0f} MiB")
+    assert 1 <= len(answers) < 20 and answers == list(range(1, len(answers) + 1))
+    assert code == 137, d.log_text()[-3000:]
+    assert cg.oom_kills() >= 1
+    ended = [r for r in d.records() if r["event"] == "child_exit"]
+    assert len(ended) == 1 and ended[0]["oom"] is True, d.log_text()
+    assert "OOM killer" in ended[0]["msg"]

@@ -216,6 +216,84 @@ def test_governed_buffer_drops_its_oldest_blocks(setup):
             p.wait()
 
 
+ADD_SCRIPT = r"""
+import json, sys
+from governor_client import GovernedBuffer
+buf = GovernedBuffer("adder")
+made = []   # (block, blocks dropped so far, blocks held) when make() ran
+
+def maker(i, size):
+    def make():
+        made.append([i, buf.dropped_blocks, len(buf)])
+        return bytes([i % 256]) * size
+    return make
+
+for line in sys.stdin:
+    i, size = map(int, line.split())
+    ok = buf.add(size, maker(i, size))
+    print(json.dumps({"ok": ok, "made": made, "blocks": [b[0] for b in buf.blocks()],
+                      "bytes": buf.bytes, "refused": buf.refused,
+                      "dropped": buf.dropped_blocks}), flush=True)
+buf.close()
+"""
+
+
+def test_governed_buffer_add_asks_before_it_makes(setup):
+    """GovernedBuffer.add(size, make): admission for size first, make()
+    only once admitted -- after the shrinks the admission caused, never
+    when refused."""
+    import json
+    s = setup()
+    p = python_client(ADD_SCRIPT, env={"GOVERNOR_SOCKET": s.path})
+
+    def add(i, size):
+        p.stdin.write(f"{i} {size}\n")
+        p.stdin.flush()
+        line = p.stdout.readline()
+        assert line, "the client died"
+        return json.loads(line)
+
+    try:
+        # normal level, room enough: admitted, made, counted
+        for i in range(3):
+            r = add(i, 4 * MIB)
+            assert r["ok"] is True and r["made"][-1] == [i, 0, i]
+        assert r["blocks"] == [0, 1, 2] and r["bytes"] == 12 * MIB
+        c = wait_until(lambda: (lambda cs: cs[0] if cs and cs[0]["objects"] == 3 else None)(
+            s.clients()), what="the count after three adds")
+        assert c["name"] == "adder" and c["bytes"] == 12 * MIB
+
+        # soft: no growth, a new block must replace old ones -- the governor
+        # shrinks this very buffer before it answers, and make() runs after
+        # that: the oldest block was already gone when it ran
+        s.usage(0.75)
+        r = add(3, 4 * MIB)
+        assert r["ok"] is True
+        assert r["made"][-1] == [3, 1, 2], r
+        assert r["blocks"] == [1, 2, 3] and r["bytes"] == 12 * MIB and r["dropped"] == 1
+        c = wait_until(lambda: (lambda c: c if c["released_bytes"] == 4 * MIB else None)(
+            s.clients()[0]), what="the release on /governor")
+        assert c["shrinks"] == 1
+
+        # refused (larger than high of the limit; more than the buffer can
+        # make room for): make() is never called, nothing is dropped
+        made_before = len(r["made"])
+        r = add(4, 2 * GIB)
+        assert r["ok"] is False and r["refused"] == 1 and len(r["made"]) == made_before
+        r = add(5, 100 * MIB)
+        assert r["ok"] is False and r["refused"] == 2 and len(r["made"]) == made_before
+        assert r["blocks"] == [1, 2, 3] and r["dropped"] == 1
+        assert s.clients()[0]["shrinks"] == 1
+
+        s.usage(0.30)
+        p.stdin.close()
+        assert p.wait(timeout=scaled(10)) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 # ---- admission -------------------------------------------------------------------------
 
 def test_admit_shrinks_others_waits_for_them_and_refuses(setup):
