@@ -56,7 +56,13 @@ class Driver:
                 ev = self.events.get(timeout=scaled(timeout))
             except queue.Empty:
                 raise AssertionError(f"no {prefix!r} event; saw {self.seen}") from None
-            assert ev is not None, f"the driver ended before {prefix!r}; saw {self.seen}"
+            if ev is None:
+                try:
+                    rc = self.p.wait(timeout=scaled(5))
+                except subprocess.TimeoutExpired:
+                    rc = "still running"
+                raise AssertionError(f"the driver ended (exit {rc}) before {prefix!r}; "
+                                     f"saw {self.seen}")
             self.seen.append(ev)
             if ev.startswith(prefix):
                 return dict(kv.split("=", 1) for kv in ev.split()[1:] if "=" in kv) | \
